@@ -1,0 +1,213 @@
+"""Benchmark CPU inference: PyTorch eager (fp32) vs ONNX fp32 vs ONNX int4 (onnxruntime-genai).
+
+    python bench/inference.py --model_dir path/to/model [--adapter_dir path/to/lora]
+                              [--prompt_tokens 128] [--new_tokens 64] [--runs 3] [--threads N]
+
+For each backend it measures, on the same prompt token ids and greedy decoding of exactly
+``--new_tokens`` tokens (EOS is ignored):
+
+* time to first token (TTFT): prompt processing + the first token,
+* prompt processing speed: prompt tokens / TTFT,
+* decode speed: (new_tokens - 1) / time for the tokens after the first,
+* model size on disk and peak memory (max RSS of the process).
+
+Every backend runs in its own subprocess (this script with ``--worker``), so the memory
+numbers do not mix. One warm-up run, then the median of ``--runs`` runs. The ONNX models
+are built (and cached) with ``labkit.export.export_onnx``; with ``--adapter_dir`` the LoRA
+adapter is merged into every backend. Prints one Markdown table.
+"""
+
+import argparse
+import contextlib
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BACKENDS = [("PyTorch eager fp32", "torch", None), ("ONNX fp32", "onnx", "fp32"), ("ONNX int4", "onnx", "int4")]
+FILLER = "The quick brown fox jumps over the lazy dog while the farmer counts his sheep in the morning sun. "
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB.
+
+    On Linux this reads VmHWM: ``resource.getrusage().ru_maxrss`` would be wrong here,
+    since Linux carries the parent's RSS at fork() over into the child's ru_maxrss.
+    """
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024 / 1e6  # kB
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # bytes on macOS
+    except ImportError:  # Windows
+        import psutil
+
+        return psutil.Process().memory_info().peak_wset / 1e6
+
+
+def prompt_ids(model_dir, n: int) -> list[int]:
+    """``n`` token ids of plain English text (the same ids are fed to every backend)."""
+    from transformers import AutoTokenizer
+
+    ids = AutoTokenizer.from_pretrained(model_dir)(FILLER, add_special_tokens=False)["input_ids"]
+    return (ids * (n // len(ids) + 1))[:n]
+
+
+# --------------------------------------------------------------------------- workers
+
+
+def bench_torch(model_dir, adapter_dir, ids, new_tokens, runs, threads=None):
+    """Yield (ttft_s, decode_s) per run for transformers' generate() in fp32."""
+    import torch
+    from transformers import AutoModelForCausalLM, GenerationConfig
+
+    if threads:
+        torch.set_num_threads(threads)
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    if adapter_dir:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
+    model.eval()
+    input_ids = torch.tensor([ids])
+    pad = model.config.pad_token_id if model.config.pad_token_id is not None else 0
+
+    def generate(n):
+        config = GenerationConfig(max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=pad)
+        start = time.perf_counter()
+        with torch.no_grad():
+            model.generate(input_ids, attention_mask=torch.ones_like(input_ids), generation_config=config)
+        return time.perf_counter() - start
+
+    for _ in range(runs + 1):
+        ttft = generate(1)
+        yield ttft, generate(new_tokens) - ttft
+
+
+def bench_onnx(path, ids, new_tokens, runs, threads=None):
+    """Yield (ttft_s, decode_s) per run for onnxruntime-genai (greedy, EOS ignored via min_length)."""
+    import onnxruntime_genai as og
+
+    config = og.Config(str(path))
+    if threads:
+        options = {"model": {"decoder": {"session_options": {"intra_op_num_threads": threads}}}}
+        config.overlay(json.dumps(options))
+    model = og.Model(config)
+    for _ in range(runs + 1):
+        params = og.GeneratorParams(model)
+        total = len(ids) + new_tokens
+        params.set_search_options(max_length=total, min_length=total, do_sample=False)
+        generator = og.Generator(model, params)
+        start = time.perf_counter()
+        generator.append_tokens(ids)  # prompt processing
+        generator.generate_next_token()  # picks the first token from the prompt's logits
+        first = time.perf_counter()
+        while not generator.is_done():
+            generator.generate_next_token()
+        yield first - start, time.perf_counter() - first
+
+
+def worker(args):
+    """Run one backend and print its numbers as one JSON line."""
+    ids = json.loads(Path(args.ids_file).read_text())
+    if args.worker == "torch":
+        runs = list(bench_torch(args.model_dir, args.adapter_dir, ids, args.new_tokens, args.runs, args.threads))
+    else:
+        runs = list(bench_onnx(args.onnx_dir, ids, args.new_tokens, args.runs, args.threads))
+    ttft = statistics.median(r[0] for r in runs[1:])  # runs[0] is the warm-up
+    decode = statistics.median(r[1] for r in runs[1:])
+    print(json.dumps({
+        "ttft_ms": ttft * 1e3,
+        "prompt_tok_s": len(ids) / ttft,
+        "decode_tok_s": (args.new_tokens - 1) / decode if args.new_tokens > 1 else float("nan"),
+        "peak_rss_mb": peak_rss_mb(),
+    }))
+
+
+# --------------------------------------------------------------------------- main
+
+
+def run_worker(argv) -> dict:
+    """Run this script as a worker subprocess and parse its last output line."""
+    proc = subprocess.run([sys.executable, __file__, *argv], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"worker {argv[:2]} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def markdown_table(rows) -> str:
+    head = "| backend | size (MB) | peak RSS (MB) | TTFT (ms) | prompt (tok/s) | decode (tok/s) |"
+    lines = [head, "|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(
+            f"| {r['backend']} | {r['size_mb']:.1f} | {r['peak_rss_mb']:.0f} | {r['ttft_ms']:.1f} "
+            f"| {r['prompt_tok_s']:.1f} | {r['decode_tok_s']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model_dir", help="HF model folder (default: labkit.models.base_model_path())")
+    p.add_argument("--adapter_dir", help="optional PEFT LoRA adapter folder, merged into every backend")
+    p.add_argument("--prompt_tokens", type=int, default=128)
+    p.add_argument("--new_tokens", type=int, default=64)
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--threads", type=int, help="CPU threads for every backend (default: each library's own)")
+    p.add_argument("--worker", choices=["torch", "onnx"], help=argparse.SUPPRESS)
+    p.add_argument("--onnx_dir", help=argparse.SUPPRESS)
+    p.add_argument("--ids_file", help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.worker:
+        return worker(args)
+
+    sys.path.insert(0, str(ROOT))
+    from labkit.export import export_onnx, folder_size_mb
+
+    if args.model_dir is None:
+        from labkit.models import base_model_path
+
+        args.model_dir = str(base_model_path())
+    torch_size = sum(folder_size_mb(f) for f in Path(args.model_dir).glob("*.safetensors"))
+    if args.adapter_dir:
+        torch_size += sum(folder_size_mb(f) for f in Path(args.adapter_dir).glob("*.safetensors"))
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        ids_file = Path(tmp) / "ids.json"
+        ids_file.write_text(json.dumps(prompt_ids(args.model_dir, args.prompt_tokens)))
+        common = ["--ids_file", str(ids_file), "--new_tokens", str(args.new_tokens), "--runs", str(args.runs)]
+        common += ["--threads", str(args.threads)] if args.threads else []
+        for label, kind, precision in BACKENDS:
+            if kind == "torch":
+                argv = ["--worker", "torch", "--model_dir", args.model_dir, *common]
+                argv += ["--adapter_dir", args.adapter_dir] if args.adapter_dir else []
+                size = torch_size
+            else:
+                with contextlib.redirect_stdout(sys.stderr):  # keep stdout for the table
+                    out = export_onnx(args.model_dir, args.adapter_dir, precision=precision)
+                argv, size = ["--worker", "onnx", "--onnx_dir", str(out), *common], folder_size_mb(out)
+            print(f"benchmarking {label} ...", file=sys.stderr, flush=True)
+            rows.append({"backend": label, "size_mb": size, **run_worker(argv)})
+
+    threads = f", {args.threads} threads" if args.threads else ""
+    print(f"\nprompt {args.prompt_tokens} tokens, {args.new_tokens} new tokens, median of {args.runs} runs{threads}\n")
+    print(markdown_table(rows))
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,347 @@
+"""Data for fine-tuning: load it, check it, split it, and turn it into prompt/completion pairs.
+
+The bundled tasks live in ``labkit/datasets/<name>/`` (train/validation/test JSONL plus a
+datasheet); your own data can be JSON, JSONL or CSV. Every problem found in a file is
+reported with the file, the line and the field, and what to do about it.
+
+Templates follow Microsoft Olive's ``--text_template`` style: ``"{phrase} -> {tone}"``.
+The part before the target field is the *prompt*, the rest the *completion*; training
+computes the loss on the completion only.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import re
+import string
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+DATASETS_DIR = Path(__file__).parent / "datasets"
+SPLITS = ("train", "validation", "test")
+_FIELD = re.compile(r"\{(\w+)\}")
+
+
+class DataError(ValueError):
+    """A problem in a data file; the message names the file, line and field, and the fix."""
+
+
+# --- reading files ----------------------------------------------------------------------
+
+def _read_text(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found. Check the path (relative paths start at "
+                        f"{Path.cwd()}).") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise DataError(f"{path}, line {line}: not UTF-8 text (byte 0x{raw[e.start]:02x} at offset "
+                        f"{e.start}). Re-save the file as UTF-8.") from None
+    if not text.strip():
+        raise DataError(f"{path}: the file is empty. Add examples, one JSON object per line.")
+    return text
+
+
+def read_records(path: str | os.PathLike) -> list[dict]:
+    """Read a .jsonl, .json or .csv file into a list of dicts.
+
+    Each record remembers where it came from in ``_source`` (``"file:line"``) so that later
+    checks can point at it; :func:`strip_source` removes it.
+    """
+    path = Path(path)
+    text = _read_text(path)
+    suffix = path.suffix.lower()
+    records: list[dict] = []
+    if suffix == ".jsonl":
+        for i, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}, line {i}: not valid JSON ({e.msg} at column {e.colno}). "
+                                "Each line must be one JSON object; fix or delete this line.") from None
+            if not isinstance(obj, dict):
+                raise DataError(f"{path}, line {i}: expected a JSON object like "
+                                f'{{"field": "value"}}, got {type(obj).__name__}.')
+            records.append({**obj, "_source": f"{path}:{i}"})
+    elif suffix == ".json":
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}, line {e.lineno}: not valid JSON ({e.msg}).") from None
+        if not isinstance(obj, list) or not all(isinstance(r, dict) for r in obj):
+            raise DataError(f"{path}: expected a JSON list of objects "
+                            '([{"field": "value"}, ...]).')
+        records = [{**r, "_source": f"{path}:item {i}"} for i, r in enumerate(obj, start=1)]
+    elif suffix == ".csv":
+        reader = csv.DictReader(text.splitlines())
+        for i, row in enumerate(reader, start=2):  # line 1 is the header
+            if None in row:
+                raise DataError(f"{path}, line {i}: more values than header columns "
+                                f"({reader.fieldnames}). Quote values that contain commas.")
+            records.append({**row, "_source": f"{path}:{i}"})
+    else:
+        raise DataError(f"{path}: unsupported file type {suffix!r}; use .jsonl, .json or .csv.")
+    if not records:
+        raise DataError(f"{path}: no examples found. Add at least one example.")
+    return records
+
+
+def strip_source(records: list[dict]) -> list[dict]:
+    """The records without the ``_source`` bookkeeping field."""
+    return [{k: v for k, v in r.items() if k != "_source"} for r in records]
+
+
+def write_jsonl(records, path: str | os.PathLike) -> Path:
+    """Write records as JSONL atomically (a temporary file renamed into place)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            for r in records:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+# --- checking -----------------------------------------------------------------------------
+
+def _where(record: dict) -> str:
+    return record.get("_source", "an example")
+
+
+def check_fields(records: list[dict], fields) -> None:
+    """Every record has every field in ``fields`` with a non-empty value."""
+    for r in records:
+        for f in fields:
+            if f not in r:
+                have = ", ".join(k for k in r if k != "_source")
+                raise DataError(f"{_where(r)}: field {f!r} is missing. Fields that exist: {have}. "
+                                "Rename the field in the data or in the template.")
+            if r[f] is None or (isinstance(r[f], str) and not r[f].strip()):
+                raise DataError(f"{_where(r)}: field {f!r} is empty. Fill it in or drop the example.")
+
+
+def check_labels(records: list[dict], field: str, labels) -> None:
+    """Every record's ``field`` is one of the declared ``labels``."""
+    allowed = set(labels)
+    for r in records:
+        if r.get(field) not in allowed:
+            raise DataError(f"{_where(r)}: {field}={r.get(field)!r} is not one of the declared labels "
+                            f"{sorted(allowed)}. Fix the label or add it to the label set.")
+
+
+def normalize_text(text: str) -> str:
+    """Lowercase, drop punctuation and collapse whitespace: two texts that are equal after
+    this are near-duplicates (used by the leakage check)."""
+    text = text.lower().translate(str.maketrans("", "", string.punctuation))
+    return " ".join(text.split())
+
+
+def find_leaks(train: list[dict], test: list[dict], field: str) -> list[str]:
+    """Texts of ``test[field]`` whose normalised form also appears in ``train``."""
+    seen = {normalize_text(str(r[field])) for r in train}
+    return [str(r[field]) for r in test if normalize_text(str(r[field])) in seen]
+
+
+# --- splitting ----------------------------------------------------------------------------
+
+def stratified_split(records: list[dict], label_field: str | None = None,
+                     fractions=(0.8, 0.1, 0.1), seed: int = 0) -> dict[str, list[dict]]:
+    """Split into train/validation/test. With ``label_field``, each label is split in the
+    same proportions (stratified), so every split has the same label balance.
+
+    Near-duplicates (equal after :func:`normalize_text` of the whole record) always land in
+    the same split, so the test split never holds a copy of a training example.
+    """
+    if abs(sum(fractions) - 1) > 1e-6 or len(fractions) != 3:
+        raise ValueError(f"fractions must be 3 numbers that sum to 1, got {fractions}")
+    groups: dict[str, list[dict]] = defaultdict(list)  # near-duplicate groups
+    for r in records:
+        key = normalize_text(" ".join(str(v) for k, v in sorted(r.items()) if k != "_source"
+                                      and k != label_field))
+        groups[key].append(r)
+    strata: dict[object, list[list[dict]]] = defaultdict(list)
+    for group in groups.values():
+        strata[group[0].get(label_field) if label_field else None].append(group)
+    rng = random.Random(seed)
+    out = {s: [] for s in SPLITS}
+    for key in sorted(strata, key=str):
+        items = strata[key]
+        rng.shuffle(items)
+        n = len(items)
+        n_val, n_test = round(n * fractions[1]), round(n * fractions[2])
+        cut = {"test": items[:n_test], "validation": items[n_test:n_test + n_val],
+               "train": items[n_test + n_val:]}
+        for split, gs in cut.items():
+            out[split].extend(r for g in gs for r in g)
+    for split in SPLITS:
+        rng.shuffle(out[split])
+    return out
+
+
+# --- datasets -----------------------------------------------------------------------------
+
+def bundled_names() -> list[str]:
+    """Names of the datasets that ship with labkit."""
+    return sorted(p.name for p in DATASETS_DIR.iterdir() if (p / "meta.json").is_file())
+
+
+def dataset_info(name: str) -> dict:
+    """The metadata of a bundled dataset: task type, fields, labels, default template."""
+    path = DATASETS_DIR / name / "meta.json"
+    if not path.is_file():
+        raise DataError(f"No bundled dataset {name!r}. Bundled: {bundled_names()}.")
+    return json.loads(path.read_text())
+
+
+def load_dataset(name_or_path, *, label_field: str | None = None, labels=None, fields=None,
+                 fractions=(0.8, 0.1, 0.1), seed: int = 0):
+    """Load a bundled dataset by name, or your own file(s), as a ``datasets.DatasetDict``
+    with ``train``, ``validation`` and ``test`` splits.
+
+    - ``"tone"``, ``"recipes"``, ``"sql"``: the bundled tasks (fixed splits).
+    - a path to one .jsonl/.json/.csv file: split stratified by ``label_field`` (if given).
+    - a dict ``{"train": path, "validation": path, "test": path}``: your own splits; a missing
+      validation or test split is carved out of train.
+
+    ``fields`` (required fields) and ``labels`` (allowed values of ``label_field``) are
+    checked on every record, with errors that name the file and line.
+    """
+    from datasets import Dataset, DatasetDict
+
+    if isinstance(name_or_path, str) and (DATASETS_DIR / name_or_path / "meta.json").is_file():
+        info = dataset_info(name_or_path)
+        splits = {s: read_records(DATASETS_DIR / name_or_path / f"{s}.jsonl") for s in SPLITS}
+        label_field = label_field or info.get("label_field")
+        labels = labels or info.get("labels")
+        fields = fields or info.get("fields")
+    elif isinstance(name_or_path, dict):
+        unknown = set(name_or_path) - set(SPLITS)
+        if unknown:
+            raise DataError(f"Unknown split names {sorted(unknown)}; use {list(SPLITS)}.")
+        if "train" not in name_or_path:
+            raise DataError("data_files needs at least a 'train' file.")
+        splits = {s: read_records(p) for s, p in name_or_path.items()}
+        missing = [s for s in SPLITS if s not in splits]
+        if missing:
+            carved = stratified_split(splits["train"], label_field, fractions, seed)
+            splits["train"] = carved["train"]
+            for s in missing:
+                splits[s] = carved[s]
+    else:
+        path = Path(name_or_path)
+        if not path.exists() and not path.suffix:
+            raise DataError(f"{name_or_path!r} is neither a bundled dataset ({bundled_names()}) "
+                            "nor a file. Pass a bundled name or a path to .jsonl/.json/.csv.")
+        splits = stratified_split(read_records(path), label_field, fractions, seed)
+    for records in splits.values():
+        if fields:
+            check_fields(records, fields)
+        if labels and label_field:
+            check_labels(records, label_field, labels)
+    return DatasetDict({s: Dataset.from_list(strip_source(splits[s])) for s in SPLITS})
+
+
+# --- templates ----------------------------------------------------------------------------
+
+def template_fields(template: str) -> list[str]:
+    """The ``{field}`` names used by a text template, in order."""
+    return _FIELD.findall(template)
+
+
+def _value(example: dict, field: str, template: str) -> str:
+    if field not in example:
+        have = ", ".join(k for k in example if k != "_source")
+        raise DataError(f"{_where(example)}: the template {template!r} uses {{{field}}}, which this "
+                        f"example does not have. Fields that exist: {have}.")
+    v = example[field]
+    return v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+
+
+def render(template: str, example: dict) -> str:
+    """Fill a ``{field}`` template from an example. Non-string values (lists, numbers)
+    are written as JSON, so a list of ingredients becomes ``["eggs", "milk"]``."""
+    return _FIELD.sub(lambda m: _value(example, m.group(1), template), template)
+
+
+def split_template(template: str, target_field: str) -> tuple[str, str]:
+    """Split ``"{phrase} -> {tone}"`` into a prompt template ``"{phrase} ->"`` and a
+    completion template ``" {tone}"``.
+
+    The space before the target moves into the completion: BPE tokenizers attach a leading
+    space to the next word (``" joy"`` is one token), so the answer starts with that token.
+    """
+    marker = "{" + target_field + "}"
+    if marker not in template:
+        raise DataError(f"The template {template!r} has no {marker}: the target field must appear "
+                        f"in it. Fields in the template: {template_fields(template)}.")
+    prompt, rest = template.split(marker, 1)
+    stripped = prompt.rstrip()
+    return stripped, prompt[len(stripped):] + marker + rest
+
+
+def to_prompt_completion(records, template: str, target_field: str) -> list[dict]:
+    """Turn examples into ``{"prompt", "completion"}`` pairs with a text template."""
+    prompt_t, completion_t = split_template(template, target_field)
+    return [{"prompt": render(prompt_t, r), "completion": render(completion_t, r)} for r in records]
+
+
+def to_chat(records, user_template: str, target_field: str, system: str | None = None) -> list[dict]:
+    """Turn examples into conversational prompt/completion pairs (lists of chat messages);
+    the trainer applies the model's chat template and trains on the assistant turn only."""
+    out = []
+    for r in records:
+        prompt = ([{"role": "system", "content": system}] if system else [])
+        prompt.append({"role": "user", "content": render(user_template, r)})
+        answer = _value(r, target_field, user_template)
+        out.append({"prompt": prompt, "completion": [{"role": "assistant", "content": answer}]})
+    return out
+
+
+def check_lengths(pairs: list[dict], tokenizer, max_length: int) -> dict:
+    """Token lengths of prompt+completion; raises if any pair is longer than ``max_length``
+    (truncation would cut off the answer the model is meant to learn)."""
+    lengths = [len(tokenizer(p["prompt"] + p["completion"], add_special_tokens=False)["input_ids"])
+               for p in pairs]
+    too_long = [i for i, n in enumerate(lengths) if n > max_length]
+    if too_long:
+        raise DataError(f"{len(too_long)} of {len(pairs)} examples are longer than max_length="
+                        f"{max_length} tokens (longest: {max(lengths)} tokens, example #{too_long[0]}). "
+                        "Raise max_length or shorten or drop those examples.")
+    return {"max": max(lengths), "mean": sum(lengths) / len(lengths)}
+
+
+def task_context(name: str) -> dict:
+    """Extra template fields a bundled task needs besides each example's own fields
+    (for ``sql``: ``{schema}``, the CREATE TABLE statements of its database)."""
+    info = dataset_info(name)
+    context = {}
+    if info.get("schema_file"):
+        context["schema"] = (DATASETS_DIR / name / info["schema_file"]).read_text().strip()
+    return context
+
+
+def task_pairs(name: str, records, template: str | None = None) -> list[dict]:
+    """Prompt/completion pairs for a bundled task, with its default template (or yours)."""
+    info = dataset_info(name)
+    context = task_context(name)
+    return to_prompt_completion([{**context, **r} for r in records], template or info["template"],
+                                info["target_field"])
+
+
+def database_path(name: str = "sql") -> Path:
+    """The SQLite database that ships with a bundled SQL task."""
+    return DATASETS_DIR / name / dataset_info(name)["database"]

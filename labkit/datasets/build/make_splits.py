@@ -1,0 +1,60 @@
+"""Build the fixed train/validation/test splits of the bundled datasets.
+
+Reads ``<name>_source.jsonl`` (written by hand for ``tone``, by ``make_recipes.py`` and
+``make_sql.py`` for the others), splits 80/10/10 (stratified by label for ``tone``),
+keeps near-duplicates in one split, and writes ``../<name>/{train,validation,test}.jsonl``.
+
+    python labkit/datasets/build/make_splits.py
+"""
+
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[2]))
+
+from labkit.data import find_leaks, read_records, stratified_split, strip_source, write_jsonl  # noqa: E402
+
+META = {
+    "tone": {
+        "task": "classification", "fields": ["phrase", "tone"], "input_field": "phrase",
+        "label_field": "tone", "target_field": "tone",
+        "labels": ["joy", "anger", "sadness", "fear", "neutral"],
+        "template": "{phrase} -> {tone}",
+    },
+    "recipes": {
+        "task": "extraction", "fields": ["recipe", "ingredients"], "input_field": "recipe",
+        "label_field": None, "target_field": "ingredients",
+        "template": "Recipe: {recipe}\nIngredients: {ingredients}",
+    },
+    "sql": {
+        "task": "sql", "fields": ["question", "query"], "input_field": "question",
+        "label_field": None, "target_field": "query", "database": "shop.sqlite",
+        "schema_file": "schema.sql",
+        "template": "{schema}\n-- {question}\nSQL: {query}",
+    },
+}
+
+
+def build(name: str) -> None:
+    meta = META[name]
+    records = strip_source(read_records(HERE / f"{name}_source.jsonl"))
+    splits = stratified_split(records, meta["label_field"], (0.8, 0.1, 0.1), seed=0)
+    for held_out in ("validation", "test"):
+        leaks = find_leaks(splits["train"], splits[held_out], meta["input_field"])
+        assert not leaks, f"{name}: {len(leaks)} {held_out} texts also in train, e.g. {leaks[:3]}"
+    out = HERE.parent / name
+    for split, rows in splits.items():
+        write_jsonl(rows, out / f"{split}.jsonl")
+    sizes = {s: len(r) for s, r in splits.items()}
+    (out / "meta.json").write_text(json.dumps({"name": name, **meta, "sizes": sizes}, indent=2) + "\n")
+    print(name, sizes)
+
+
+if __name__ == "__main__":
+    for name in sys.argv[1:] or META:
+        if (HERE / f"{name}_source.jsonl").is_file():
+            build(name)
+        else:
+            print(f"skip {name}: no {name}_source.jsonl")

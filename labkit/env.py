@@ -1,0 +1,129 @@
+"""The machine, the course profile, and the hardware rules every lesson follows.
+
+Two profiles decide how big each lesson's run is:
+
+- ``quick``: what CI and CPU laptops run. Every lesson finishes in a few minutes on
+  2 CPU cores and still shows a real, asserted effect.
+- ``full``: more data and more steps, for a GPU (Colab T4 and up).
+
+``LABKIT_PROFILE=quick|full`` picks one; unset, a CUDA GPU means ``full`` and anything
+else ``quick``. Lessons read their sizes from :data:`PROFILES` through :func:`settings`.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+
+import torch
+
+# One place for every size a lesson uses. Numbers for "quick" were measured to fit the
+# lesson's time budget on a 2-core CPU (see bench/ and the notebooks' own timings).
+PROFILES: dict[str, dict[str, dict]] = {
+    "quick": {
+        "tone": dict(train_examples=400, max_steps=50, batch_size=8, eval_examples=None,
+                     few_shot_k=5, learning_rate=1e-3),
+        "recipes": dict(train_examples=320, max_steps=40, batch_size=8, eval_examples=40,
+                        learning_rate=1e-3, max_new_tokens=48),
+        "qlora": dict(train_examples=64, max_steps=6, batch_size=4, eval_examples=24,
+                      learning_rate=1e-3),
+        "export": dict(eval_examples=None, bench_new_tokens=64),
+    },
+    "full": {
+        "tone": dict(train_examples=None, max_steps=300, batch_size=16, eval_examples=None,
+                     few_shot_k=5, learning_rate=5e-4),
+        "recipes": dict(train_examples=None, max_steps=300, batch_size=16, eval_examples=None,
+                        learning_rate=5e-4, max_new_tokens=64),
+        "qlora": dict(train_examples=None, max_steps=300, batch_size=16, eval_examples=None,
+                      learning_rate=5e-4),
+        "export": dict(eval_examples=None, bench_new_tokens=128),
+    },
+}
+
+
+def profile() -> str:
+    """The active profile: ``$LABKIT_PROFILE`` if set, else ``full`` on a CUDA GPU, else ``quick``."""
+    name = os.environ.get("LABKIT_PROFILE", "").strip().lower()
+    if name:
+        if name not in PROFILES:
+            raise ValueError(
+                f"LABKIT_PROFILE={name!r} is not a profile; use one of {sorted(PROFILES)} "
+                "or unset it to pick automatically."
+            )
+        return name
+    return "full" if torch.cuda.is_available() else "quick"
+
+
+def settings(task: str) -> dict:
+    """The sizes (examples, steps, batch size, ...) for ``task`` in the active profile."""
+    table = PROFILES[profile()]
+    if task not in table:
+        raise KeyError(f"No profile settings for {task!r}; known: {sorted(table)}")
+    return dict(table[task])
+
+
+# --- hardware rules -------------------------------------------------------------------
+
+def device() -> str:
+    """``"cuda"`` when a CUDA GPU is visible, else ``"cpu"``. (Apple's MPS is left out:
+    several training kernels the course uses are missing or slow there.)"""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def train_dtype(dev: str | None = None) -> torch.dtype:
+    """The dtype to train in: fp32 on CPU (no native bf16 here: a bf16 step was ~15x
+    slower), bf16 on GPUs that support it (Ampere and newer), fp16 on older GPUs (T4)."""
+    dev = dev or device()
+    if dev == "cpu":
+        return torch.float32
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def use_gradient_checkpointing(dev: str | None = None) -> bool:
+    """Gradient checkpointing trades compute for memory. Off on CPU (memory is plentiful,
+    compute is not); on for GPUs, where memory is what runs out first."""
+    return (dev or device()) != "cpu"
+
+
+def cpu_threads() -> int:
+    """Threads PyTorch uses for CPU math."""
+    return torch.get_num_threads()
+
+
+def memory_gb() -> tuple[float, float]:
+    """(total, available) system memory in GB."""
+    import psutil
+
+    vm = psutil.virtual_memory()
+    return vm.total / 1e9, vm.available / 1e9
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def env_report() -> dict:
+    """A dict describing this machine and the library versions the course depends on."""
+    total, available = memory_gb()
+    dev = device()
+    report = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(terse=True),
+        **{pkg: _version(pkg) for pkg in
+           ("torch", "transformers", "peft", "trl", "datasets", "bitsandbytes", "onnxruntime-genai")},
+        "device": dev,
+        "gpu": torch.cuda.get_device_name(0) if dev == "cuda" else "none",
+        "cpu_threads": cpu_threads(),
+        "memory_total_gb": round(total, 1),
+        "memory_available_gb": round(available, 1),
+        "train_dtype": str(train_dtype(dev)).replace("torch.", ""),
+        "gradient_checkpointing": use_gradient_checkpointing(dev),
+        "profile": profile(),
+    }
+    return report

@@ -1,0 +1,241 @@
+"""Measuring what a model does: label scoring, generation metrics, SQL execution, intervals.
+
+Classification by *label scoring*: instead of generating text and parsing it, run the
+prompt once and compare the scores the model gives to each label's first token at the
+answer position. One forward pass, no parsing failures, and the same numbers every time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sqlite3
+import time
+from collections import Counter
+
+import numpy as np
+import torch
+
+
+# --- label scoring ------------------------------------------------------------------------
+
+def label_token_ids(tokenizer, labels, prefix: str = " ") -> list[int]:
+    """The first token id of ``prefix + label`` for each label. Labels must start with
+    different tokens, or label scoring could not tell them apart."""
+    ids = [tokenizer(prefix + label, add_special_tokens=False)["input_ids"][0] for label in labels]
+    if len(set(ids)) != len(ids):
+        clash = [l for l, i in zip(labels, ids) if ids.count(i) > 1]
+        raise ValueError(f"Labels {clash} start with the same token after {prefix!r}; rename them so "
+                         "each starts with a different word.")
+    return ids
+
+
+def _batches(items, size):
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+@torch.no_grad()
+def last_token_logits(model, tokenizer, prompts, batch_size: int = 16) -> torch.Tensor:
+    """Logits at the last position of each prompt, shape (len(prompts), vocab).
+    Prompts are left-padded so the last position is always the answer position."""
+    device = next(model.parameters()).device
+    out = []
+    old_side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    try:
+        for batch in _batches(list(prompts), batch_size):
+            enc = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+            position_ids = (enc["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+            logits = model(**enc, position_ids=position_ids, logits_to_keep=1).logits[:, -1, :]
+            out.append(logits.float().cpu())
+    finally:
+        tokenizer.padding_side = old_side
+    return torch.cat(out)
+
+
+def score_labels(model, tokenizer, prompts, labels, prefix: str = " ", batch_size: int = 16) -> np.ndarray:
+    """Log-probabilities of each label (restricted to the label set), shape (n, n_labels)."""
+    ids = label_token_ids(tokenizer, labels, prefix)
+    logits = last_token_logits(model, tokenizer, prompts, batch_size)[:, ids]
+    return torch.log_softmax(logits, dim=-1).numpy()
+
+
+def classify(model, tokenizer, prompts, labels, prefix: str = " ", batch_size: int = 16) -> list[str]:
+    """The highest-scoring label for each prompt."""
+    scores = score_labels(model, tokenizer, prompts, labels, prefix, batch_size)
+    return [labels[i] for i in scores.argmax(axis=1)]
+
+
+def classification_report(y_true, y_pred, labels) -> dict:
+    """Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix."""
+    index = {l: i for i, l in enumerate(labels)}
+    cm = np.zeros((len(labels), len(labels)), dtype=int)
+    for t, p in zip(y_true, y_pred):
+        cm[index[t], index[p]] += 1
+    per_class = {}
+    for i, l in enumerate(labels):
+        tp, fp, fn = cm[i, i], cm[:, i].sum() - cm[i, i], cm[i, :].sum() - cm[i, i]
+        prec = tp / (tp + fp) if tp + fp else 0.0
+        rec = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+        per_class[l] = {"precision": prec, "recall": rec, "f1": f1, "support": int(cm[i].sum())}
+    return {
+        "accuracy": float(np.trace(cm) / cm.sum()),
+        "macro_f1": float(np.mean([c["f1"] for c in per_class.values()])),
+        "per_class": per_class,
+        "confusion_matrix": cm,
+        "labels": list(labels),
+        "correct": [t == p for t, p in zip(y_true, y_pred)],
+    }
+
+
+# --- generation ---------------------------------------------------------------------------
+
+@torch.no_grad()
+def generate(model, tokenizer, prompts, max_new_tokens: int = 64, batch_size: int = 8,
+             stop: str | None = None) -> list[str]:
+    """Greedy completions for a list of text prompts (batched, left-padded)."""
+    device = next(model.parameters()).device
+    outputs = []
+    old_side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    try:
+        for batch in _batches(list(prompts), batch_size):
+            enc = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+            ids = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                 pad_token_id=tokenizer.pad_token_id)
+            for row in ids[:, enc["input_ids"].shape[1]:]:
+                text = tokenizer.decode(row, skip_special_tokens=True)
+                outputs.append(text.split(stop)[0] if stop else text)
+    finally:
+        tokenizer.padding_side = old_side
+    return outputs
+
+
+def parse_json_list(text: str):
+    """The first JSON list in ``text`` as a Python list of strings, or None if there is none."""
+    match = re.search(r"\[.*?\]", text, flags=re.S)
+    if not match:
+        return None
+    try:
+        value = json.loads(match.group(0))
+    except json.JSONDecodeError:
+        return None
+    return [str(v).strip().lower() for v in value] if isinstance(value, list) else None
+
+
+def item_f1(pred: list | None, gold: list) -> float:
+    """F1 between two lists of items treated as sets (order ignored); 0 for unparseable."""
+    if pred is None:
+        return 0.0
+    p, g = set(pred), {str(x).strip().lower() for x in gold}
+    if not p and not g:
+        return 1.0
+    tp = len(p & g)
+    if tp == 0:
+        return 0.0
+    prec, rec = tp / len(p), tp / len(g)
+    return 2 * prec * rec / (prec + rec)
+
+
+def extraction_scores(outputs, golds) -> dict:
+    """For the recipes task: share of outputs that are valid JSON lists, exact match (same
+    set of items) and mean item-level F1, plus per-example F1s for intervals."""
+    parsed = [parse_json_list(o) for o in outputs]
+    f1s = [item_f1(p, g) for p, g in zip(parsed, golds)]
+    exact = [p is not None and set(p) == {str(x).lower() for x in g} for p, g in zip(parsed, golds)]
+    return {"valid_json": float(np.mean([p is not None for p in parsed])),
+            "exact_match": float(np.mean(exact)), "item_f1": float(np.mean(f1s)), "f1s": f1s}
+
+
+# --- SQL by execution ---------------------------------------------------------------------
+
+def run_sql(db_path, query: str, timeout_s: float = 2.0):
+    """Run a read-only query with a time limit; returns (rows, None) or (None, error text)."""
+    con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    deadline = time.monotonic() + timeout_s
+    con.set_progress_handler(lambda: 1 if time.monotonic() > deadline else 0, 10_000)
+    try:
+        return con.execute(query).fetchall(), None
+    except sqlite3.Error as e:
+        msg = "timed out" if "interrupted" in str(e) else str(e)
+        return None, f"{type(e).__name__}: {msg}"
+    except Exception as e:  # e.g. a query that is not a string of SQL at all
+        return None, f"{type(e).__name__}: {e}"
+    finally:
+        con.close()
+
+
+def _canonical(rows):
+    """Rows as a sorted multiset, floats rounded, so order and float noise do not matter."""
+    norm = [tuple(round(v, 4) if isinstance(v, float) else v for v in r) for r in rows]
+    return sorted(Counter(norm).items(), key=repr)
+
+
+def execution_match(pred: str, gold: str, db_path, timeout_s: float = 2.0) -> dict:
+    """Whether the predicted query returns the same rows as the gold query."""
+    gold_rows, gold_err = run_sql(db_path, gold, timeout_s)
+    if gold_err:
+        raise ValueError(f"The gold query fails ({gold_err}): {gold}")
+    rows, err = run_sql(db_path, pred, timeout_s)
+    return {"match": err is None and _canonical(rows) == _canonical(gold_rows), "error": err}
+
+
+def sql_scores(preds, golds, db_path, timeout_s: float = 2.0) -> dict:
+    """Execution accuracy and the share of predictions that run at all."""
+    results = [execution_match(p, g, db_path, timeout_s) for p, g in zip(preds, golds)]
+    return {"execution_accuracy": float(np.mean([r["match"] for r in results])),
+            "runs": float(np.mean([r["error"] is None for r in results])),
+            "matches": [r["match"] for r in results]}
+
+
+# --- perplexity, intervals, comparisons ------------------------------------------------------
+
+@torch.no_grad()
+def completion_loss(model, tokenizer, pairs, batch_size: int = 8) -> float:
+    """Mean cross-entropy over completion tokens (the same loss training minimises)."""
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    for batch in _batches(list(pairs), batch_size):
+        for p in batch:
+            prompt_ids = tokenizer(p["prompt"], add_special_tokens=False)["input_ids"]
+            full = tokenizer(p["prompt"] + p["completion"], add_special_tokens=False)["input_ids"]
+            ids = torch.tensor([full], device=device)
+            labels = ids.clone()
+            labels[:, : len(prompt_ids)] = -100
+            n = int((labels != -100).sum()) - 1 if labels[0, 0] != -100 else int((labels != -100).sum())
+            loss = model(input_ids=ids, labels=labels).loss
+            total += float(loss) * n
+            count += n
+    return total / max(count, 1)
+
+
+def perplexity(model, tokenizer, pairs, batch_size: int = 8) -> float:
+    """exp(mean completion loss): how surprised the model is by the reference answers."""
+    return math.exp(completion_loss(model, tokenizer, pairs, batch_size))
+
+
+def bootstrap_ci(values, n_boot: int = 2000, alpha: float = 0.05, seed: int = 0) -> tuple[float, float]:
+    """A percentile bootstrap confidence interval for the mean of per-example ``values``."""
+    v = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, len(v), size=(n_boot, len(v)))].mean(axis=1)
+    return float(np.quantile(means, alpha / 2)), float(np.quantile(means, 1 - alpha / 2))
+
+
+def compare(per_example: dict, metric: str = "accuracy", extra: dict | None = None):
+    """A before/after table: for each model, the mean of its per-example scores with a 95%
+    bootstrap interval, plus any ``extra`` columns (``{column: {model: value}}``)."""
+    import pandas as pd
+
+    rows = []
+    for name, values in per_example.items():
+        lo, hi = bootstrap_ci(values)
+        row = {"model": name, metric: float(np.mean(values)), "95% CI low": lo, "95% CI high": hi,
+               "n": len(values)}
+        for col, by_model in (extra or {}).items():
+            row[col] = by_model.get(name)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("model")

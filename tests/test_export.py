@@ -1,0 +1,213 @@
+"""Tests for labkit.export on a tiny random Llama built here (no download, a few seconds)."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+og = pytest.importorskip("onnxruntime_genai")
+torch = pytest.importorskip("torch")
+pytest.importorskip("peft")
+
+from labkit import export  # noqa: E402
+from labkit.export import GenAIModel, export_onnx, folder_size_mb, parity  # noqa: E402
+
+PROMPTS = ["the cat sat on the mat", "hello world", "what is the capital of france"]
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}<|end|>{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+)
+
+
+def make_tiny_model(path: Path) -> Path:
+    """Save a tiny random LlamaForCausalLM + a byte-level BPE tokenizer (trained offline) to ``path``.
+
+    Byte-level BPE is what onnxruntime-genai's tokenizer understands (a WordLevel one fails
+    to load). hidden_size 64 is a multiple of the int4 block size (32), so int4 applies to
+    every MatMul. initializer_range 0.2 spreads the logits so greedy tokens are not ties.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    special = ["<unk>", "<s>", "</s>", "<|user|>", "<|assistant|>", "<|system|>", "<|end|>"]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=300, special_tokens=special, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
+    tok.train_from_iterator(PROMPTS * 5 + ["you are a helpful assistant", "the dog is big and the cat is small"], trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="</s>", unk_token="<unk>",
+        additional_special_tokens=special[3:],
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, initializer_range=0.2,
+        tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=2,
+    )
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def load_torch(model_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    return model, AutoTokenizer.from_pretrained(model_dir)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-llama")
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("labkit_home")
+
+
+@pytest.fixture(scope="module")
+def fp32_dir(tiny, home) -> Path:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LABKIT_HOME", str(home))
+        return export_onnx(tiny, precision="fp32")  # default out under $LABKIT_HOME
+
+
+def test_fp32_export_matches_pytorch(tiny, home, fp32_dir):
+    assert fp32_dir == home / "onnx" / "tiny-llama-fp32"
+    for name in ("genai_config.json", "model.onnx", "model.onnx.data", "tokenizer.json", export.MANIFEST):
+        assert (fp32_dir / name).is_file(), name
+    model, tokenizer = load_torch(tiny)
+    report = parity(model, tokenizer, fp32_dir, PROMPTS, max_new_tokens=16)
+    assert report["max_abs_diff"] < 1e-3
+    assert report["all_greedy_identical"] and report["greedy_match"] == 1.0
+    assert all(r["same_tokenizer"] for r in report["prompts"])
+
+
+def test_genai_model_runtime(tiny, fp32_dir):
+    m = GenAIModel(fp32_dir)
+    _, tokenizer = load_torch(tiny)
+    assert m.token_ids("the cat sat") == tokenizer("the cat sat")["input_ids"]
+    # chat template (read by onnxruntime-genai from chat_template.jinja)
+    messages = [{"role": "user", "content": "hello world"}]
+    assert m.prompt_text(messages) == "<|user|>hello world<|end|><|assistant|>"
+    assert m.prompt_text("hello world", chat=False) == "hello world"
+    answer = m.generate(messages, max_new_tokens=8)
+    assert isinstance(answer, str)
+    assert "".join(m.stream(messages, max_new_tokens=8)) == answer
+    assert isinstance(m.generate("hello", max_new_tokens=4, do_sample=True, temperature=0.8, top_p=0.9), str)
+    # logits: last position vs all positions
+    ids = m.token_ids("the cat sat on the mat")
+    last, every = m.logits(ids), m.logits("the cat sat on the mat", all_positions=True)
+    assert last.shape == (300,) and every.shape == (len(ids), 300)
+    assert abs(every[-1] - last).max() < 1e-5
+
+
+def test_int4_export(tiny, fp32_dir, tmp_path):
+    import onnx
+
+    out = export_onnx(tiny, precision="int4", out=tmp_path / "int4")
+    graph = onnx.load(str(out / "model.onnx"), load_external_data=False).graph
+    quantised = [n for n in graph.node if n.op_type == "MatMulNBits"]
+    # 2 layers x (qkv, o, gate, up, down) in int4 + the LM head in int8
+    assert len(quantised) == 11
+    assert {a.i for n in quantised for a in n.attribute if a.name == "bits"} == {4, 8}
+    assert folder_size_mb(out) < folder_size_mb(fp32_dir) / 2
+
+    model, tokenizer = load_torch(tiny)
+    report = parity(model, tokenizer, out, PROMPTS, max_new_tokens=16)
+    for row in report["prompts"]:
+        print(f"int4 {row['prompt']!r}: torch {row['torch_tokens']} onnx {row['onnx_tokens']}")
+    print(f"int4: max |dlogit| {report['max_abs_diff']:.3f}, greedy match {report['greedy_match']:.0%}")
+    assert 0 < report["max_abs_diff"] < 10 and 0 <= report["greedy_match"] <= 1
+    assert isinstance(GenAIModel(out).generate("hello", max_new_tokens=4), str)
+
+
+def test_adapter_is_merged(tiny, fp32_dir, tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    model, tokenizer = load_torch(tiny)
+    torch.manual_seed(1)
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "down_proj"], init_lora_weights=False)
+    peft_model = get_peft_model(model, lora)
+    peft_model.save_pretrained(tmp_path / "adapter")
+    peft_model.eval()
+
+    out = export_onnx(tiny, adapter_dir=tmp_path / "adapter", precision="fp32", out=tmp_path / "merged")
+    report = parity(peft_model, tokenizer, out, PROMPTS, max_new_tokens=16)
+    assert report["max_abs_diff"] < 1e-3 and report["all_greedy_identical"]
+    ids = tokenizer(PROMPTS[0])["input_ids"]  # the adapter changes the outputs
+    assert abs(GenAIModel(out).logits(ids) - GenAIModel(fp32_dir).logits(ids)).max() > 1e-2
+
+
+def test_atomic_and_cached(tiny, tmp_path, monkeypatch):
+    out = tmp_path / "exports" / "tiny-fp32"
+    real_builder, calls = export._run_builder, []
+
+    def failing_builder(input_dir, output_dir, *args):
+        output_dir.mkdir(parents=True)
+        (output_dir / "model.onnx").write_text("half written")
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(export, "_run_builder", failing_builder)
+    with pytest.raises(RuntimeError, match="boom"):
+        export_onnx(tiny, precision="fp32", out=out)
+    assert not out.exists()
+    assert list(out.parent.iterdir()) == []  # no temporary folder left behind
+
+    def counting_builder(*args):
+        calls.append(args)
+        real_builder(*args)
+
+    monkeypatch.setattr(export, "_run_builder", counting_builder)
+    assert export_onnx(tiny, precision="fp32", out=out) == out and len(calls) == 1
+    stamp = (out / "model.onnx").stat().st_mtime_ns
+    assert export_onnx(tiny, precision="fp32", out=out) == out and len(calls) == 1  # reused
+    assert (out / "model.onnx").stat().st_mtime_ns == stamp
+    export_onnx(tiny, precision="fp32", out=out, force=True)
+    assert len(calls) == 2
+
+    # a manifest that does not match (e.g. the model was re-saved) -> rebuild and replace
+    manifest = json.loads((out / export.MANIFEST).read_text())
+    manifest["model_files"]["config.json"][1] += 1
+    (out / export.MANIFEST).write_text(json.dumps(manifest))
+    export_onnx(tiny, precision="fp32", out=out)
+    assert len(calls) == 3 and json.loads((out / export.MANIFEST).read_text())["model_files"] != manifest["model_files"]
+
+    # a failed rebuild leaves the previous export in place
+    monkeypatch.setattr(export, "_run_builder", failing_builder)
+    with pytest.raises(RuntimeError):
+        export_onnx(tiny, precision="fp32", out=out, force=True)
+    assert (out / "genai_config.json").is_file() and sorted(p.name for p in out.parent.iterdir()) == [out.name]
+
+
+def test_bad_inputs(tiny, tmp_path, monkeypatch):
+    missing = tmp_path / "no-such-model"
+    with pytest.raises(FileNotFoundError, match="no-such-model"):
+        export_onnx(missing)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="empty.*config.json"):
+        export_onnx(tmp_path / "empty")
+    with pytest.raises(FileNotFoundError, match="no-such-adapter"):
+        export_onnx(tiny, adapter_dir=tmp_path / "no-such-adapter")
+    with pytest.raises(ValueError, match="precision"):
+        export_onnx(tiny, precision="int3")
+    with pytest.raises(ValueError, match="fp16"):
+        export_onnx(tiny, precision="fp16", device="cpu")
+    with pytest.raises(ValueError, match="block_size"):
+        export_onnx(tiny, precision="int4", int4_options={"block_size": 128})
+    (tmp_path / "precious").mkdir()
+    (tmp_path / "precious" / "notes.txt").write_text("not an export")
+    with pytest.raises(FileExistsError):
+        export_onnx(tiny, precision="fp32", out=tmp_path / "precious")
+    assert (tmp_path / "precious" / "notes.txt").is_file()
+
+    monkeypatch.setitem(sys.modules, "onnxruntime_genai", None)  # simulate "not installed"
+    with pytest.raises(ImportError, match="pip install onnxruntime-genai onnx-ir onnxscript"):
+        export_onnx(tiny)
