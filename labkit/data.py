@@ -12,6 +12,7 @@ computes the loss on the completion only.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import random
@@ -60,7 +61,9 @@ def read_records(path: str | os.PathLike) -> list[dict]:
     suffix = path.suffix.lower()
     records: list[dict] = []
     if suffix == ".jsonl":
-        for i, line in enumerate(text.splitlines(), start=1):
+        # split on "\n" only: str.splitlines() also breaks on U+2028, U+0085 etc., which are
+        # legal unescaped inside JSON strings (and which write_jsonl writes as they are)
+        for i, line in enumerate(text.split("\n"), start=1):
             if not line.strip():
                 continue
             try:
@@ -82,8 +85,10 @@ def read_records(path: str | os.PathLike) -> list[dict]:
                             '([{"field": "value"}, ...]).')
         records = [{**r, "_source": f"{path}:item {i}"} for i, r in enumerate(obj, start=1)]
     elif suffix == ".csv":
-        reader = csv.DictReader(text.splitlines())
-        for i, row in enumerate(reader, start=2):  # line 1 is the header
+        # newline="" keeps line breaks inside quoted values; reader.line_num is the file line
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        for row in reader:
+            i = reader.line_num
             if None in row:
                 raise DataError(f"{path}, line {i}: more values than header columns "
                                 f"({reader.fieldnames}). Quote values that contain commas.")
@@ -237,7 +242,9 @@ def load_dataset(name_or_path, *, label_field: str | None = None, labels=None, f
         splits = {s: read_records(p) for s, p in name_or_path.items()}
         missing = [s for s in SPLITS if s not in splits]
         if missing:
-            carved = stratified_split(splits["train"], label_field, fractions, seed)
+            # carve only the missing splits; the share of a split you gave stays in train
+            carve = [fractions[i] if SPLITS[i] in missing else 0.0 for i in (1, 2)]
+            carved = stratified_split(splits["train"], label_field, (1 - sum(carve), *carve), seed)
             splits["train"] = carved["train"]
             for s in missing:
                 splits[s] = carved[s]

@@ -145,7 +145,7 @@ def extraction_scores(outputs, golds) -> dict:
     set of items) and mean item-level F1, plus per-example F1s for intervals."""
     parsed = [parse_json_list(o) for o in outputs]
     f1s = [item_f1(p, g) for p, g in zip(parsed, golds)]
-    exact = [p is not None and set(p) == {str(x).lower() for x in g} for p, g in zip(parsed, golds)]
+    exact = [p is not None and set(p) == {str(x).strip().lower() for x in g} for p, g in zip(parsed, golds)]
     return {"valid_json": float(np.mean([p is not None for p in parsed])),
             "exact_match": float(np.mean(exact)), "item_f1": float(np.mean(f1s)), "f1s": f1s}
 

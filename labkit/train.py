@@ -42,6 +42,7 @@ class TrainConfig:
     max_steps: int = 50
     batch_size: int = 8
     gradient_accumulation_steps: int = 1
+    group_by_length: bool = True     # batch examples of similar length: less padding, faster steps
     max_length: int = 256            # tokens; longer examples are an error (see data.check_lengths)
     logging_steps: int = 5
     eval_steps: int | None = 10      # validation loss every N steps (None: never)
@@ -111,6 +112,7 @@ def sft_config(cfg: TrainConfig, output_dir: Path, has_eval: bool):
         weight_decay=cfg.weight_decay,
         optim=cfg.optim,
         max_length=cfg.max_length,
+        train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         completion_only_loss=True,           # loss on the answer, not on the prompt
         packing=False,
         bf16=dtype == torch.bfloat16,         # TRL defaults to bf16=True, even on CPU
@@ -128,6 +130,7 @@ def sft_config(cfg: TrainConfig, output_dir: Path, has_eval: bool):
         seed=cfg.seed,
         data_seed=cfg.seed,
         report_to="none",
+        include_num_input_tokens_seen="non_padding",  # trained tokens, padding excluded
         dataloader_num_workers=0,
         dataset_num_proc=None,
         use_cpu=dev == "cpu",

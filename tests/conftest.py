@@ -1,0 +1,64 @@
+"""Shared fixtures for the unit tests: a tiny byte-level BPE tokenizer trained offline and a
+tiny random Llama built from a config. Nothing is downloaded; both take well under a second."""
+
+import pytest
+
+TONE_LABELS = ["joy", "anger", "sadness", "fear", "neutral"]
+
+_CORPUS = [
+    "Finally caught the northern lights after three nights of trying -> joy",
+    "Our server crashed because someone pushed to prod without testing -> anger",
+    "it sucks eating dinner alone every night -> sadness",
+    "I heard footsteps downstairs and nobody else is home -> fear",
+    "The league schedule has us playing every other Saturday -> neutral",
+    "Recipe: toss the eggs with milk and flour, then bake",
+    'Ingredients: ["eggs", "milk", "flour"]',
+    "SELECT name FROM customers WHERE city = 'Paris'",
+    "very happy, very sad, the cat sat on the mat",
+]
+
+
+def build_tokenizer():
+    """A byte-level BPE tokenizer (like the real base models'), padded with ``</s>``."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    special = ["<unk>", "<s>", "</s>"]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=special, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    labels = [f"x -> {label}" for label in TONE_LABELS]
+    tok.train_from_iterator(_CORPUS * 5 + labels * 20, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
+                                   pad_token="</s>", unk_token="<unk>")
+
+
+def build_model(tokenizer, seed: int = 0):
+    """A tiny random LlamaForCausalLM (hidden 32, 2 layers, 4 heads, 2 kv heads), float32, eval."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+        initializer_range=0.2, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    return LlamaForCausalLM(config).float().eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    return build_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_tokenizer):
+    import torch
+
+    # one thread: the model is tiny, and extra threads only fight over shared CPU cores
+    torch.set_num_threads(1)
+    return build_model(tiny_tokenizer)

@@ -1,0 +1,63 @@
+"""Profiles and the hardware rules."""
+
+import pytest
+import torch
+
+from labkit import env
+
+
+def test_profile_follows_the_environment_variable(monkeypatch):
+    monkeypatch.setenv("LABKIT_PROFILE", "full")
+    assert env.profile() == "full"
+    monkeypatch.setenv("LABKIT_PROFILE", "Quick ")
+    assert env.profile() == "quick"
+
+
+def test_profile_auto_detects_the_gpu(monkeypatch):
+    monkeypatch.delenv("LABKIT_PROFILE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert env.profile() == "quick"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert env.profile() == "full"
+
+
+def test_unknown_profile_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("LABKIT_PROFILE", "turbo")
+    with pytest.raises(ValueError, match="quick"):
+        env.profile()
+
+
+def test_every_profile_has_the_same_tasks():
+    assert set(env.PROFILES["quick"]) == set(env.PROFILES["full"])
+    for task in env.PROFILES["quick"]:
+        assert set(env.PROFILES["quick"][task]) == set(env.PROFILES["full"][task]), task
+
+
+def test_settings_returns_a_copy(monkeypatch):
+    monkeypatch.setenv("LABKIT_PROFILE", "quick")
+    s = env.settings("tone")
+    s["max_steps"] = -1
+    assert env.settings("tone")["max_steps"] > 0
+    with pytest.raises(KeyError):
+        env.settings("no-such-task")
+
+
+def test_cpu_trains_in_fp32_without_gradient_checkpointing():
+    assert env.train_dtype("cpu") == torch.float32
+    assert env.use_gradient_checkpointing("cpu") is False
+
+
+def test_gpu_rules(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert env.train_dtype("cuda") == torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert env.train_dtype("cuda") == torch.float16  # e.g. a Colab T4
+    assert env.use_gradient_checkpointing("cuda") is True
+
+
+def test_env_report_names_versions_and_profile():
+    report = env.env_report()
+    for key in ("python", "torch", "transformers", "peft", "trl", "onnxruntime-genai", "device",
+                "cpu_threads", "memory_total_gb", "profile", "train_dtype"):
+        assert key in report, key
+    assert report["cpu_threads"] >= 1

@@ -1,0 +1,263 @@
+"""Tests for labkit.evaluate on a tiny random Llama (tests/conftest.py) and a tiny SQLite db."""
+
+import hashlib
+import math
+import sqlite3
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from labkit import evaluate
+
+LABELS = ["joy", "anger", "sadness", "fear", "neutral"]
+PROMPTS = [  # different lengths, so a batch is left-padded
+    "x ->",
+    "Finally caught the northern lights ->",
+    "it sucks eating dinner alone every night ->",
+    "The league schedule has us playing every other Saturday through March, said the coach ->",
+    "hello ->",
+]
+
+
+# --- label scoring --------------------------------------------------------------------------
+
+@torch.no_grad()
+def reference_scores(model, tokenizer, prompts, labels):
+    """One prompt at a time, no padding: log_softmax over the labels' first-token logits."""
+    ids = [tokenizer(" " + label, add_special_tokens=False)["input_ids"][0] for label in labels]
+    out = []
+    for prompt in prompts:
+        enc = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+        logits = model(**enc).logits[0, -1, ids]
+        out.append(torch.log_softmax(logits.float(), dim=-1).numpy())
+    return np.stack(out)
+
+
+def test_prompts_really_need_padding(tiny_tokenizer):
+    lengths = {len(tiny_tokenizer(p, add_special_tokens=False)["input_ids"]) for p in PROMPTS}
+    assert len(lengths) == len(PROMPTS)
+
+
+@pytest.mark.parametrize("batch_size", [16, 2])
+def test_score_labels_matches_reference(tiny_model, tiny_tokenizer, batch_size):
+    expected = reference_scores(tiny_model, tiny_tokenizer, PROMPTS, LABELS)
+    scores = evaluate.score_labels(tiny_model, tiny_tokenizer, PROMPTS, LABELS, batch_size=batch_size)
+    assert scores.shape == (len(PROMPTS), len(LABELS))
+    np.testing.assert_allclose(scores, expected, atol=1e-4)
+    np.testing.assert_allclose(np.exp(scores).sum(axis=1), 1.0, atol=1e-5)
+    assert tiny_tokenizer.padding_side == "right"  # restored
+
+
+def test_classify_is_argmax(tiny_model, tiny_tokenizer):
+    expected = reference_scores(tiny_model, tiny_tokenizer, PROMPTS, LABELS)
+    predicted = evaluate.classify(tiny_model, tiny_tokenizer, PROMPTS, LABELS)
+    assert predicted == [LABELS[i] for i in expected.argmax(axis=1)]
+
+
+def test_label_token_ids(tiny_tokenizer):
+    ids = evaluate.label_token_ids(tiny_tokenizer, LABELS)
+    assert len(set(ids)) == len(LABELS)
+    assert ids[0] == tiny_tokenizer(" joy", add_special_tokens=False)["input_ids"][0]
+    with pytest.raises(ValueError, match=r"\['very happy', 'very sad'\] start with the same token"):
+        evaluate.label_token_ids(tiny_tokenizer, ["joy", "very happy", "very sad"])
+
+
+def test_generate_batched_equals_one_by_one(tiny_model, tiny_tokenizer):
+    batched = evaluate.generate(tiny_model, tiny_tokenizer, PROMPTS, max_new_tokens=4, batch_size=8)
+    single = [evaluate.generate(tiny_model, tiny_tokenizer, [p], max_new_tokens=4)[0] for p in PROMPTS]
+    assert batched == single
+    assert len(batched) == len(PROMPTS) and all(isinstance(t, str) for t in batched)
+
+
+# --- classification report ------------------------------------------------------------------
+
+def test_classification_report():
+    labels = ["a", "b", "c", "d"]
+    y_true = ["a", "a", "a", "b", "b", "c"]
+    y_pred = ["a", "a", "b", "b", "c", "c"]
+    rep = evaluate.classification_report(y_true, y_pred, labels)
+    assert rep["accuracy"] == pytest.approx(4 / 6)
+    np.testing.assert_array_equal(rep["confusion_matrix"], [[2, 1, 0, 0], [0, 1, 1, 0],
+                                                            [0, 0, 1, 0], [0, 0, 0, 0]])
+    pc = rep["per_class"]
+    assert pc["a"] == pytest.approx({"precision": 1.0, "recall": 2 / 3, "f1": 0.8, "support": 3})
+    assert pc["b"] == pytest.approx({"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2})
+    assert pc["c"] == pytest.approx({"precision": 0.5, "recall": 1.0, "f1": 2 / 3, "support": 1})
+    assert pc["d"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    assert rep["macro_f1"] == pytest.approx((0.8 + 0.5 + 2 / 3 + 0.0) / 4)
+    assert rep["correct"] == [True, True, False, True, False, True]
+    assert rep["labels"] == labels
+
+
+def test_classification_report_perfect():
+    rep = evaluate.classification_report(["x", "y"], ["x", "y"], ["x", "y"])
+    assert rep["accuracy"] == 1.0 and rep["macro_f1"] == 1.0
+
+
+# --- extraction -----------------------------------------------------------------------------
+
+def test_parse_json_list():
+    assert evaluate.parse_json_list(' ["Eggs", " milk "]\nRecipe: next') == ["eggs", "milk"]
+    assert evaluate.parse_json_list('Sure! You need ["flour"] and love.') == ["flour"]
+    assert evaluate.parse_json_list("no list here") is None
+    assert evaluate.parse_json_list('["sugar", "salt"') is None
+    assert evaluate.parse_json_list("[not json]") is None
+
+
+def test_extraction_scores():
+    outputs = [' ["eggs", "milk"]',
+               'Sure! You need ["Eggs", " flour "] and love.',
+               "no idea, sorry",
+               '["sugar", "salt"',
+               '["butter"]']
+    golds = [["eggs", "milk"], ["eggs", "milk"], ["eggs"], ["sugar", "salt"], ["Butter "]]
+    s = evaluate.extraction_scores(outputs, golds)
+    assert s["valid_json"] == pytest.approx(3 / 5)
+    assert s["f1s"] == pytest.approx([1.0, 0.5, 0.0, 0.0, 1.0])
+    assert s["item_f1"] == pytest.approx(2.5 / 5)
+    assert s["exact_match"] == pytest.approx(2 / 5)  # F1 1.0 <=> exact match
+
+
+def test_item_f1():
+    assert evaluate.item_f1(None, ["a"]) == 0.0
+    assert evaluate.item_f1([], []) == 1.0
+    assert evaluate.item_f1(["a", "b", "c"], ["a"]) == pytest.approx(0.5)
+    assert evaluate.item_f1(["x"], ["a"]) == 0.0
+
+
+# --- SQL ------------------------------------------------------------------------------------
+
+@pytest.fixture
+def db(tmp_path):
+    path = tmp_path / "shop.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript("""
+        CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT, city TEXT);
+        INSERT INTO customers VALUES (1, 'Ana', 'Lisbon'), (2, 'Ben', 'Paris'), (3, 'Chloe', 'Paris');
+        CREATE TABLE orders (id INTEGER PRIMARY KEY, customer_id INTEGER, total REAL);
+        INSERT INTO orders VALUES (1, 1, 10.5), (2, 2, 20.25), (3, 2, 4.0);
+    """)
+    con.commit()
+    con.close()
+    return path
+
+
+def test_execution_match_equivalent_queries(db):
+    gold = "SELECT name, city FROM customers WHERE city = 'Paris' ORDER BY name"
+    assert evaluate.execution_match(
+        "select c.name, c.city from customers as c where c.city IN ('Paris') order by c.id desc",
+        gold, db) == {"match": True, "error": None}
+    assert evaluate.execution_match(
+        "SELECT c.name, SUM(o.total) FROM customers c JOIN orders o ON o.customer_id = c.id GROUP BY c.id",
+        "SELECT (SELECT name FROM customers WHERE id = customer_id), SUM(total) FROM orders "
+        "GROUP BY customer_id", db)["match"]
+
+
+def test_execution_match_column_order_matters(db):
+    r = evaluate.execution_match("SELECT city, name FROM customers", "SELECT name, city FROM customers", db)
+    assert r == {"match": False, "error": None}
+
+
+def test_execution_match_broken_query(db):
+    r = evaluate.execution_match("SELEC * FRM x", "SELECT name FROM customers", db)
+    assert r["match"] is False
+    assert "syntax error" in r["error"]
+
+
+def test_execution_match_different_rows(db):
+    r = evaluate.execution_match("SELECT name FROM customers WHERE city = 'Lisbon'",
+                                 "SELECT name FROM customers", db)
+    assert r == {"match": False, "error": None}
+    with pytest.raises(ValueError, match="gold query fails"):
+        evaluate.execution_match("SELECT 1", "SELECT nope FROM customers", db)
+
+
+def test_sql_scores(db):
+    s = evaluate.sql_scores(["SELECT name FROM customers", "SELEC", "SELECT id FROM customers"],
+                            ["SELECT name FROM customers"] * 3, db)
+    assert s["matches"] == [True, False, False]
+    assert s["execution_accuracy"] == pytest.approx(1 / 3)
+    assert s["runs"] == pytest.approx(2 / 3)
+
+
+def test_run_sql_times_out(db):
+    runaway = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000000) "
+               "SELECT COUNT(*) FROM c")
+    start = time.monotonic()
+    rows, err = evaluate.run_sql(db, runaway, timeout_s=0.5)
+    elapsed = time.monotonic() - start
+    assert rows is None and "timed out" in err
+    assert elapsed < 2.0
+
+
+def test_run_sql_is_read_only(db):
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    rows, err = evaluate.run_sql(db, "DELETE FROM customers")
+    assert rows is None and "readonly" in err.replace("read-only", "readonly")
+    rows, err = evaluate.run_sql(db, "DROP TABLE orders")
+    assert rows is None and err
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+    assert evaluate.run_sql(db, "SELECT COUNT(*) FROM customers") == ([(3,)], None)
+
+
+def test_run_sql_on_bundled_db():
+    from labkit.data import database_path
+
+    rows, err = evaluate.run_sql(database_path("sql"), "SELECT COUNT(*) FROM customers")
+    assert err is None and rows[0][0] > 0
+
+
+# --- intervals and comparisons ----------------------------------------------------------------
+
+def test_bootstrap_ci():
+    rng = np.random.default_rng(0)
+    small = rng.random(30) < 0.7
+    large = rng.random(3000) < 0.7
+    lo_s, hi_s = evaluate.bootstrap_ci(small)
+    lo_l, hi_l = evaluate.bootstrap_ci(large)
+    assert lo_s <= small.mean() <= hi_s
+    assert lo_l <= large.mean() <= hi_l
+    assert hi_l - lo_l < (hi_s - lo_s) / 3
+    assert evaluate.bootstrap_ci(small) == (lo_s, hi_s)  # seeded
+
+
+def test_compare():
+    df = evaluate.compare({"base": [1, 0, 0, 1], "tuned": [1, 1, 1, 0]},
+                          extra={"loss": {"base": 2.5, "tuned": 1.25}})
+    assert list(df.index) == ["base", "tuned"] and df.index.name == "model"
+    assert list(df.columns) == ["accuracy", "95% CI low", "95% CI high", "n", "loss"]
+    assert df.loc["tuned", "accuracy"] == pytest.approx(0.75)
+    assert df.loc["base", "n"] == 4 and df.loc["tuned", "loss"] == 1.25
+    assert (df["95% CI low"] <= df["accuracy"]).all() and (df["accuracy"] <= df["95% CI high"]).all()
+    assert "item_f1" in evaluate.compare({"m": [0.5, 1.0]}, metric="item_f1").columns
+
+
+# --- loss and perplexity ----------------------------------------------------------------------
+
+PAIRS = [{"prompt": "it sucks eating dinner alone ->", "completion": " sadness"},
+         {"prompt": "Recipe: toss the eggs with milk\nIngredients:", "completion": ' ["eggs", "milk"]'},
+         {"prompt": "x ->", "completion": " joy"}]
+
+
+@torch.no_grad()
+def reference_loss(model, tokenizer, pairs):
+    """Mean cross-entropy over all completion tokens of all pairs (token-weighted)."""
+    total, count = 0.0, 0
+    for p in pairs:
+        n_prompt = len(tokenizer(p["prompt"], add_special_tokens=False)["input_ids"])
+        ids = tokenizer(p["prompt"] + p["completion"], add_special_tokens=False)["input_ids"]
+        logp = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0].float(), dim=-1)
+        for pos in range(n_prompt, len(ids)):
+            total -= float(logp[pos - 1, ids[pos]])
+            count += 1
+    return total / count
+
+
+def test_completion_loss_and_perplexity(tiny_model, tiny_tokenizer):
+    loss = evaluate.completion_loss(tiny_model, tiny_tokenizer, PAIRS, batch_size=2)
+    assert loss == pytest.approx(reference_loss(tiny_model, tiny_tokenizer, PAIRS), rel=1e-4)
+    assert 0 < loss < 20
+    ppl = evaluate.perplexity(tiny_model, tiny_tokenizer, PAIRS, batch_size=2)
+    assert ppl == pytest.approx(math.exp(loss), rel=1e-6)
