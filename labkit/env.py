@@ -23,7 +23,7 @@ import torch
 PROFILES: dict[str, dict[str, dict]] = {
     "quick": {
         "tone": dict(train_examples=400, max_steps=50, batch_size=8, eval_examples=None,
-                     few_shot_k=5, learning_rate=1e-3),
+                     few_shot_k=5, learning_rate=1e-3, r=16),
         "recipes": dict(train_examples=320, max_steps=40, batch_size=8, eval_examples=40,
                         learning_rate=1e-3, max_new_tokens=48),
         "qlora": dict(train_examples=64, max_steps=6, batch_size=4, eval_examples=24,
@@ -32,7 +32,7 @@ PROFILES: dict[str, dict[str, dict]] = {
     },
     "full": {
         "tone": dict(train_examples=None, max_steps=300, batch_size=16, eval_examples=None,
-                     few_shot_k=5, learning_rate=5e-4),
+                     few_shot_k=5, learning_rate=5e-4, r=16),
         "recipes": dict(train_examples=None, max_steps=300, batch_size=16, eval_examples=None,
                         learning_rate=5e-4, max_new_tokens=64),
         "qlora": dict(train_examples=None, max_steps=300, batch_size=16, eval_examples=None,

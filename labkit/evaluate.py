@@ -37,9 +37,16 @@ def _batches(items, size):
 
 
 @torch.no_grad()
-def last_token_logits(model, tokenizer, prompts, batch_size: int = 16) -> torch.Tensor:
+def last_token_logits(model, tokenizer, prompts, batch_size: int = 16, shared_prefix: str = "") -> torch.Tensor:
     """Logits at the last position of each prompt, shape (len(prompts), vocab).
-    Prompts are left-padded so the last position is always the answer position."""
+
+    Prompts are left-padded so the last position is always the answer position.
+    With ``shared_prefix`` (text every prompt starts with, such as the instructions and
+    examples of a few-shot prompt), the prefix is run once and its key/value cache reused
+    for every prompt: the same logits, at the cost of the prompts' own tokens only.
+    """
+    if shared_prefix:
+        return _logits_with_prefix_cache(model, tokenizer, list(prompts), shared_prefix, batch_size)
     device = next(model.parameters()).device
     out = []
     old_side = tokenizer.padding_side
@@ -55,16 +62,50 @@ def last_token_logits(model, tokenizer, prompts, batch_size: int = 16) -> torch.
     return torch.cat(out)
 
 
-def score_labels(model, tokenizer, prompts, labels, prefix: str = " ", batch_size: int = 16) -> np.ndarray:
-    """Log-probabilities of each label (restricted to the label set), shape (n, n_labels)."""
+def _logits_with_prefix_cache(model, tokenizer, prompts, prefix, batch_size):
+    import copy
+
+    device = next(model.parameters()).device
+    prefix_ids = tokenizer(prefix, add_special_tokens=False)["input_ids"]
+    n = len(prefix_ids)
+    suffixes = []
+    for p in prompts:
+        ids = tokenizer(p, add_special_tokens=False)["input_ids"]
+        if not p.startswith(prefix) or ids[:n] != prefix_ids or len(ids) == n:
+            raise ValueError("shared_prefix must be a prefix of every prompt, ending on a token boundary; "
+                             f"it is not for: {p[:80]!r}...")
+        suffixes.append(ids[n:])
+    cache = model(input_ids=torch.tensor([prefix_ids], device=device), use_cache=True).past_key_values
+    out = []
+    for batch in _batches(suffixes, batch_size):
+        width = max(len(s) for s in batch)
+        pad = tokenizer.pad_token_id
+        ids = torch.tensor([s + [pad] * (width - len(s)) for s in batch], device=device)
+        mask = torch.tensor([[1] * (n + len(s)) + [0] * (width - len(s)) for s in batch], device=device)
+        positions = torch.arange(n, n + width, device=device).expand(len(batch), -1)
+        batch_cache = copy.deepcopy(cache)
+        batch_cache.batch_repeat_interleave(len(batch))
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                       past_key_values=batch_cache, use_cache=True).logits
+        last = torch.tensor([len(s) - 1 for s in batch], device=device)
+        out.append(logits[torch.arange(len(batch)), last].float().cpu())
+    return torch.cat(out)
+
+
+def score_labels(model, tokenizer, prompts, labels, prefix: str = " ", batch_size: int = 16,
+                 shared_prefix: str = "") -> np.ndarray:
+    """Log-probabilities of each label (restricted to the label set), shape (n, n_labels).
+    ``prefix`` goes before each label (a space after ``->``, nothing after a chat template's
+    assistant header); ``shared_prefix`` is passed on to :func:`last_token_logits`."""
     ids = label_token_ids(tokenizer, labels, prefix)
-    logits = last_token_logits(model, tokenizer, prompts, batch_size)[:, ids]
+    logits = last_token_logits(model, tokenizer, prompts, batch_size, shared_prefix)[:, ids]
     return torch.log_softmax(logits, dim=-1).numpy()
 
 
-def classify(model, tokenizer, prompts, labels, prefix: str = " ", batch_size: int = 16) -> list[str]:
+def classify(model, tokenizer, prompts, labels, prefix: str = " ", batch_size: int = 16,
+             shared_prefix: str = "") -> list[str]:
     """The highest-scoring label for each prompt."""
-    scores = score_labels(model, tokenizer, prompts, labels, prefix, batch_size)
+    scores = score_labels(model, tokenizer, prompts, labels, prefix, batch_size, shared_prefix)
     return [labels[i] for i in scores.argmax(axis=1)]
 
 

@@ -159,21 +159,20 @@ def _read_manifest(folder: Path) -> dict | None:
         return None
 
 
-def _labkit_home() -> Path:
-    """``$LABKIT_HOME``, else the user cache folder (``~/.cache/labkit`` on Linux), as in labkit.models."""
-    if os.environ.get("LABKIT_HOME"):
-        return Path(os.environ["LABKIT_HOME"]).expanduser()
-    try:
-        from platformdirs import user_cache_dir
-    except ImportError:
-        return Path.home() / ".cache" / "labkit"
-    return Path(user_cache_dir("labkit"))
-
-
 def default_export_dir(model_dir, adapter_dir=None, precision="int4") -> Path:
-    """``<labkit home>/onnx/<model>[-<adapter>]-<precision>``, e.g. ``~/.cache/labkit/onnx/SmolLM2-135M-Instruct-int4``."""
-    home = _labkit_home()
-    name = Path(model_dir).name + (f"-{Path(adapter_dir).name}" if adapter_dir else "")
+    """``<labkit home>/onnx/<model>[-<adapter>]-<precision>``, e.g. ``~/.cache/labkit/onnx/SmolLM2-135M-Instruct-int4``.
+
+    The adapter part is the adapter folder's name, or its parent's when the folder is
+    called ``adapter`` (``labkit.train`` saves every run to ``<run>/adapter``; naming the
+    export after the run keeps two adapters from overwriting each other's export).
+    """
+    from .models import labkit_home
+
+    home = labkit_home()
+    name = Path(model_dir).name
+    if adapter_dir:
+        adapter = Path(adapter_dir).expanduser().resolve()
+        name += f"-{adapter.parent.name if adapter.name == 'adapter' else adapter.name}"
     return home / "onnx" / f"{name}-{precision}"
 
 

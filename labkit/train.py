@@ -35,6 +35,8 @@ class TrainConfig:
     lora_alpha: int = 32             # the update is scaled by alpha / r
     lora_dropout: float = 0.0
     target_modules: str | list = "all-linear"  # or e.g. ["q_proj", "v_proj"]
+    layers: list | None = None       # adapt only these layer indices (None: all). Adapting only
+                                     # the top layers also skips the backward pass below them.
     learning_rate: float = 1e-3      # LoRA tolerates ~10x the learning rate of full fine-tuning
     lr_scheduler_type: str = "cosine"
     warmup_steps: int = 5
@@ -80,7 +82,8 @@ def lora_config(cfg: TrainConfig):
     from peft import LoraConfig
 
     return LoraConfig(r=cfg.r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                      target_modules=cfg.target_modules, task_type="CAUSAL_LM", bias="none")
+                      target_modules=cfg.target_modules, layers_to_transform=cfg.layers,
+                      task_type="CAUSAL_LM", bias="none")
 
 
 def add_lora(model, cfg: TrainConfig):

@@ -261,3 +261,23 @@ def test_completion_loss_and_perplexity(tiny_model, tiny_tokenizer):
     assert 0 < loss < 20
     ppl = evaluate.perplexity(tiny_model, tiny_tokenizer, PAIRS, batch_size=2)
     assert ppl == pytest.approx(math.exp(loss), rel=1e-6)
+
+
+def test_shared_prefix_cache_gives_the_same_logits(tiny_model, tiny_tokenizer):
+    """A few-shot prefix run once and cached must score exactly like the full prompts."""
+    from labkit import evaluate
+
+    prefix = "very happy -> joy\nvery sad -> sadness\n"
+    prompts = [prefix + q for q in ["the cat sat ->", "Recipe: eggs ->", "it sucks eating dinner alone ->"]]
+    full = evaluate.last_token_logits(tiny_model, tiny_tokenizer, prompts, batch_size=2)
+    cached = evaluate.last_token_logits(tiny_model, tiny_tokenizer, prompts, batch_size=2, shared_prefix=prefix)
+    assert torch.allclose(full, cached, atol=1e-4)
+
+
+def test_shared_prefix_must_be_a_prefix(tiny_model, tiny_tokenizer):
+    import pytest as _pytest
+
+    from labkit import evaluate
+
+    with _pytest.raises(ValueError, match="prefix of every prompt"):
+        evaluate.last_token_logits(tiny_model, tiny_tokenizer, ["abc ->"], shared_prefix="xyz")

@@ -146,6 +146,17 @@ def test_adapter_is_merged(tiny, fp32_dir, tmp_path):
     assert abs(GenAIModel(out).logits(ids) - GenAIModel(fp32_dir).logits(ids)).max() > 1e-2
 
 
+def test_default_export_dir_names_the_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("LABKIT_HOME", str(tmp_path))
+    base = tmp_path / "SmolLM2"
+    assert export.default_export_dir(base) == tmp_path / "onnx" / "SmolLM2-int4"
+    assert export.default_export_dir(base, tmp_path / "my-lora", "fp32") == tmp_path / "onnx" / "SmolLM2-my-lora-fp32"
+    # labkit.train saves every run as <run>/adapter: two runs must not share an export folder
+    a = export.default_export_dir(base, tmp_path / "runs" / "lora-aaaa" / "adapter")
+    b = export.default_export_dir(base, tmp_path / "runs" / "lora-bbbb" / "adapter")
+    assert a == tmp_path / "onnx" / "SmolLM2-lora-aaaa-int4" and a != b
+
+
 def test_atomic_and_cached(tiny, tmp_path, monkeypatch):
     out = tmp_path / "exports" / "tiny-fp32"
     real_builder, calls = export._run_builder, []
