@@ -35,8 +35,6 @@ class TrainConfig:
     lora_alpha: int = 32             # the update is scaled by alpha / r
     lora_dropout: float = 0.0
     target_modules: str | list = "all-linear"  # or e.g. ["q_proj", "v_proj"]
-    layers: list | None = None       # adapt only these layer indices (None: all). Adapting only
-                                     # the top layers also skips the backward pass below them.
     learning_rate: float = 1e-3      # LoRA tolerates ~10x the learning rate of full fine-tuning
     lr_scheduler_type: str = "cosine"
     warmup_steps: int = 5
@@ -82,8 +80,7 @@ def lora_config(cfg: TrainConfig):
     from peft import LoraConfig
 
     return LoraConfig(r=cfg.r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                      target_modules=cfg.target_modules, layers_to_transform=cfg.layers,
-                      task_type="CAUSAL_LM", bias="none")
+                      target_modules=cfg.target_modules, task_type="CAUSAL_LM", bias="none")
 
 
 def add_lora(model, cfg: TrainConfig):
@@ -220,6 +217,8 @@ def finetune(model, tokenizer, train_pairs, eval_pairs=None, config: TrainConfig
         eval_dataset=Dataset.from_list(list(eval_pairs)) if eval_pairs else None,
         callbacks=cbs,
     )
+    if cfg.method == "qlora":
+        _adapter_dtype_follows_hardware(trainer.model)
     checkpoint = last_checkpoint(output_dir) if resume else None
     if checkpoint and verbose:
         print(f"Resuming from {checkpoint}")
@@ -241,6 +240,18 @@ def finetune(model, tokenizer, train_pairs, eval_pairs=None, config: TrainConfig
     _save_atomically(model, tokenizer, adapter_dir, cfg, base_name, fp, history, final)
     return TrainResult(model=model, output_dir=output_dir, adapter_dir=adapter_dir,
                        history=history, train_seconds=seconds, trained_tokens=tokens)
+
+
+def _adapter_dtype_follows_hardware(model) -> None:
+    """TRL casts the trainable (LoRA) weights of a quantised model to bf16, whatever the
+    hardware. Where bf16 is not the training dtype (CPU: no native bf16, a step ~2x slower;
+    fp16 GPUs such as the T4: mixed precision wants fp32 master weights) keep them in fp32.
+    Called after the trainer is built and before it creates its optimizer."""
+    if env.train_dtype() == torch.bfloat16:
+        return  # the QLoRA paper's recipe: bf16 adapters on a bf16-capable GPU
+    for param in model.parameters():
+        if param.requires_grad and param.dtype != torch.float32:
+            param.data = param.data.float()
 
 
 def _save_atomically(model, tokenizer, adapter_dir: Path, cfg, base_name, fp, history, final):

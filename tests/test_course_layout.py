@@ -1,0 +1,35 @@
+"""The course's shape: every lesson follows the skeleton, and the README lists every lesson."""
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def test_there_are_lessons():
+    assert NOTEBOOKS, "no lesson notebooks found"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_lesson_follows_the_skeleton(path):
+    nb = nbformat.read(path, as_version=4)
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith(f"# Lesson {path.name[:2]}")
+    for heading in ("Learning objectives", "Exercises", "Solutions", "Recap"):
+        assert heading in markdown, f"{path.name} has no '{heading}'"
+    assert "google.colab" in nb.cells[1].source, "the first code cell sets up Colab"
+    assert re.search(r"^\s*assert ", code, flags=re.M), f"{path.name} asserts nothing it measured"
+    assert "record(" in code, f"{path.name} records no headline numbers for `make course`"
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), \
+        f"{path.name} is committed with outputs; clear them"
+
+
+def test_readme_lists_every_lesson():
+    readme = (ROOT / "README.md").read_text()
+    for path in NOTEBOOKS:
+        assert f"notebooks/{path.name}" in readme, f"README does not link {path.name}"
