@@ -193,6 +193,13 @@ def extraction_scores(outputs, golds) -> dict:
 
 # --- SQL by execution ---------------------------------------------------------------------
 
+def extract_sql(text: str) -> str:
+    """The first ``SELECT``/``WITH`` statement in a model's output (chat models like to wrap it in
+    prose and code fences); the stripped text if there is none."""
+    match = re.search(r"\b((?:SELECT|WITH)\b.*?)(?:```|;|\n\n|$)", text, flags=re.S | re.I)
+    return match.group(1).strip() if match else text.strip()
+
+
 def run_sql(db_path, query: str, timeout_s: float = 2.0):
     """Run a read-only query with a time limit; returns (rows, None) or (None, error text)."""
     con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)

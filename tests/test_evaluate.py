@@ -281,3 +281,12 @@ def test_shared_prefix_must_be_a_prefix(tiny_model, tiny_tokenizer):
 
     with _pytest.raises(ValueError, match="prefix of every prompt"):
         evaluate.last_token_logits(tiny_model, tiny_tokenizer, ["abc ->"], shared_prefix="xyz")
+
+
+def test_extract_sql_from_chatty_output():
+    from labkit import evaluate
+
+    assert evaluate.extract_sql("Sure! Here it is:\n```sql\nSELECT name FROM t WHERE x = 1;\n```") == \
+        "SELECT name FROM t WHERE x = 1"
+    assert evaluate.extract_sql("select 1") == "select 1"
+    assert evaluate.extract_sql("no query here") == "no query here"

@@ -112,3 +112,14 @@ def test_cpu_settings_are_fp32_without_checkpointing(tmp_path):
 def test_unknown_method_is_rejected():
     with pytest.raises(ValueError, match="lora"):
         train.TrainConfig(method="dora")
+
+
+def test_qlora_adapters_stay_fp32_on_cpu():
+    # TRL casts a quantised model's trainable weights to bf16; on a CPU labkit casts them back
+    import torch
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 4)).to(torch.bfloat16)
+    model[0].requires_grad_(False)
+    train._adapter_dtype_follows_hardware(model)
+    assert model[1].weight.dtype == torch.float32      # trainable: back to fp32
+    assert model[0].weight.dtype == torch.bfloat16     # frozen: untouched

@@ -55,8 +55,7 @@ def sql(model, tok, test):
     schema = data.task_context("sql")["schema"]
     system = f"Write one SQLite query that answers the question. Schema:\n{schema}\nAnswer with SQL only."
     prompts = [chat(tok, system, r["question"]) for r in test]
-    outputs = [o.strip().strip("`").removeprefix("sql").strip() for o in
-               evaluate.generate(model, tok, prompts, max_new_tokens=64)]
+    outputs = [evaluate.extract_sql(o) for o in evaluate.generate(model, tok, prompts, max_new_tokens=64)]
     scores = evaluate.sql_scores(outputs, [r["query"] for r in test], data.database_path("sql"))
     return {f"zero_shot_{k}": v for k, v in scores.items() if k != "matches"}
 
