@@ -36,10 +36,10 @@ unit: $(STAMP)
 	$(PY) -m pytest tests -q
 
 notebooks: model
-	$(PY) -m pytest notebooks --nbval-lax --nbval-cell-timeout=900 -p no:cacheprovider
+	$(PY) -m pytest notebooks --nbval-lax --nbval-cell-timeout=1800 -p no:cacheprovider
 
 test: model
-	$(PY) -m pytest tests notebooks --nbval-lax --nbval-cell-timeout=900 -p no:cacheprovider
+	$(PY) -m pytest tests notebooks --nbval-lax --nbval-cell-timeout=1800 -p no:cacheprovider
 
 course: model
 	$(PY) -m labkit.course notebooks --out course-report
