@@ -26,7 +26,7 @@ PROFILES: dict[str, dict[str, dict]] = {
         # accuracy (all 1,107 reach ~85% but take ~4.6 min, too long for the lesson's budget)
         "tone": dict(train_examples=800, max_steps=50, batch_size=16, eval_examples=None,
                      few_shot_k=5, learning_rate=1.5e-3, r=16),
-        "recipes": dict(train_examples=144, max_steps=18, batch_size=8, eval_examples=40,
+        "recipes": dict(train_examples=128, max_steps=16, batch_size=8, eval_examples=32,
                         val_examples=12, learning_rate=1e-3, max_new_tokens=40),
         "qlora": dict(train_examples=64, max_steps=6, batch_size=4, eval_examples=24,
                       learning_rate=1e-3),
