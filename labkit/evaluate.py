@@ -7,6 +7,7 @@ answer position. One forward pass, no parsing failures, and the same numbers eve
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import re
@@ -36,36 +37,51 @@ def _batches(items, size):
         yield items[i:i + size]
 
 
+def _by_length(lengths):
+    """Indices that sort items longest first (batches of similar length waste little padding)."""
+    return sorted(range(len(lengths)), key=lambda i: -lengths[i])
+
+
 @torch.no_grad()
 def last_token_logits(model, tokenizer, prompts, batch_size: int = 16, shared_prefix: str = "") -> torch.Tensor:
     """Logits at the last position of each prompt, shape (len(prompts), vocab).
 
-    Prompts are left-padded so the last position is always the answer position.
+    Prompts are batched by length and left-padded, so the last position is always the
+    answer position, and only that position goes through the output layer.
     With ``shared_prefix`` (text every prompt starts with, such as the instructions and
     examples of a few-shot prompt), the prefix is run once and its key/value cache reused
     for every prompt: the same logits, at the cost of the prompts' own tokens only.
     """
+    prompts = list(prompts)
+    device = next(model.parameters()).device
     if shared_prefix:
-        return _logits_with_prefix_cache(model, tokenizer, list(prompts), shared_prefix, batch_size)
-    device = next(model.parameters()).device
-    out = []
-    old_side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    try:
-        for batch in _batches(list(prompts), batch_size):
-            enc = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-            position_ids = (enc["attention_mask"].cumsum(-1) - 1).clamp(min=0)
-            logits = model(**enc, position_ids=position_ids, logits_to_keep=1).logits[:, -1, :]
-            out.append(logits.float().cpu())
-    finally:
-        tokenizer.padding_side = old_side
-    return torch.cat(out)
+        prefix_ids, suffixes = _split_prefix(tokenizer, prompts, shared_prefix)
+        cache = model(input_ids=torch.tensor([prefix_ids], device=device), use_cache=True).past_key_values
+    else:
+        prefix_ids, cache = [], None
+        suffixes = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    n = len(prefix_ids)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    order = _by_length([len(s) for s in suffixes])
+    out = torch.empty(len(prompts), model.config.get_text_config().vocab_size)
+    for batch in _batches(order, batch_size):
+        width = max(len(suffixes[i]) for i in batch)
+        ids = torch.tensor([[pad] * (width - len(suffixes[i])) + suffixes[i] for i in batch], device=device)
+        mask = torch.tensor([[1] * n + [0] * (width - len(suffixes[i])) + [1] * len(suffixes[i]) for i in batch],
+                            device=device)
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)[:, n:]
+        kwargs = {}
+        if cache is not None:
+            batch_cache = copy.deepcopy(cache)
+            batch_cache.batch_repeat_interleave(len(batch))
+            kwargs = dict(past_key_values=batch_cache, use_cache=True)
+        logits = model(input_ids=ids, attention_mask=mask, position_ids=position_ids, logits_to_keep=1, **kwargs).logits
+        out[batch] = logits[:, -1, :].float().cpu()
+    return out
 
 
-def _logits_with_prefix_cache(model, tokenizer, prompts, prefix, batch_size):
-    import copy
-
-    device = next(model.parameters()).device
+def _split_prefix(tokenizer, prompts, prefix):
+    """The prefix's token ids and each prompt's remaining ids; the prefix must end on a token boundary."""
     prefix_ids = tokenizer(prefix, add_special_tokens=False)["input_ids"]
     n = len(prefix_ids)
     suffixes = []
@@ -75,21 +91,7 @@ def _logits_with_prefix_cache(model, tokenizer, prompts, prefix, batch_size):
             raise ValueError("shared_prefix must be a prefix of every prompt, ending on a token boundary; "
                              f"it is not for: {p[:80]!r}...")
         suffixes.append(ids[n:])
-    cache = model(input_ids=torch.tensor([prefix_ids], device=device), use_cache=True).past_key_values
-    out = []
-    for batch in _batches(suffixes, batch_size):
-        width = max(len(s) for s in batch)
-        pad = tokenizer.pad_token_id
-        ids = torch.tensor([s + [pad] * (width - len(s)) for s in batch], device=device)
-        mask = torch.tensor([[1] * (n + len(s)) + [0] * (width - len(s)) for s in batch], device=device)
-        positions = torch.arange(n, n + width, device=device).expand(len(batch), -1)
-        batch_cache = copy.deepcopy(cache)
-        batch_cache.batch_repeat_interleave(len(batch))
-        logits = model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                       past_key_values=batch_cache, use_cache=True).logits
-        last = torch.tensor([len(s) - 1 for s in batch], device=device)
-        out.append(logits[torch.arange(len(batch)), last].float().cpu())
-    return torch.cat(out)
+    return prefix_ids, suffixes
 
 
 def score_labels(model, tokenizer, prompts, labels, prefix: str = " ", batch_size: int = 16,
@@ -137,19 +139,22 @@ def classification_report(y_true, y_pred, labels) -> dict:
 @torch.no_grad()
 def generate(model, tokenizer, prompts, max_new_tokens: int = 64, batch_size: int = 8,
              stop: str | None = None) -> list[str]:
-    """Greedy completions for a list of text prompts (batched, left-padded)."""
+    """Greedy completions for a list of text prompts (batched by length, left-padded)."""
+    prompts = list(prompts)
     device = next(model.parameters()).device
-    outputs = []
+    outputs = [""] * len(prompts)
+    order = _by_length([len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts])
     old_side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     try:
-        for batch in _batches(list(prompts), batch_size):
-            enc = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        for batch in _batches(order, batch_size):
+            enc = tokenizer([prompts[i] for i in batch], return_tensors="pt", padding=True,
+                            add_special_tokens=False).to(device)
             ids = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
                                  pad_token_id=tokenizer.pad_token_id)
-            for row in ids[:, enc["input_ids"].shape[1]:]:
+            for i, row in zip(batch, ids[:, enc["input_ids"].shape[1]:]):
                 text = tokenizer.decode(row, skip_special_tokens=True)
-                outputs.append(text.split(stop)[0] if stop else text)
+                outputs[i] = text.split(stop)[0] if stop else text
     finally:
         tokenizer.padding_side = old_side
     return outputs
