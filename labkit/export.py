@@ -47,19 +47,21 @@ DEFAULT_INT4_OPTIONS = {
     # skewed weight blocks better than the symmetric int4 default. (In onnxruntime-genai
     # 0.18 "rtn" and "k_quant" are always asymmetric; this flag matters for "default".)
     "is_symmetric": False,
-    # Precision of the *activations* inside the int4 MatMuls: 1 = fp32 (most accurate),
-    # 4 = int8 (the builder's CPU default: faster prompt processing, a little less
-    # accurate). Use {"accuracy_level": 4} when speed matters more.
-    "accuracy_level": 1,
+    # Precision of the *activations* inside the int4/int8 MatMuls: 1 = fp32, 4 = int8
+    # (the builder's CPU default). On this course's 2-core AVX2 CPU, fp32 activations
+    # with the 8-bit layers below fell back to a slow kernel: 2.4 tokens/s decoding
+    # against 47 with int8 activations, at the same task accuracy within a point.
+    # Use {"accuracy_level": 1} only where your hardware has fast fp32 kernels.
+    "accuracy_level": 4,
     # Which MatMuls get 8 bits instead of 4. "last_matmul": the LM head (and the
     # embedding table too when the model ties them), the most sensitive matrix.
     # "mixed_layers": llama.cpp's Q4_K_M-style choice of sensitive weights, qkv_proj and
     # down_proj in the first and last eighth of the layers and every third layer between.
-    # Measured on lesson 06 (the tone LoRA merged into SmolLM2-135M, 138 test examples):
-    # PyTorch 80.4%; "last_matmul:int8" alone 76.1% (-4.3 points, 107 MB); with
-    # mixed_layers 82.6% (117 MB). A merged LoRA update is ~1% of a weight's size while
-    # int4 rounding error is several times larger, so the update survives only on
-    # average; more 8-bit layers keep more of it (lesson 06 shows this).
+    # Measured on lesson 06 (the tone LoRA merged into SmolLM2-135M, 138 test examples,
+    # accuracy_level 4): PyTorch 82.6%; all 4-bit 76.1% (92 MB); "last_matmul:int8"
+    # 76.8% (107 MB); with mixed_layers 81.9% (117 MB). A merged LoRA update is ~1% of a
+    # weight's size while int4 rounding error is several times larger, so the update
+    # survives only on average; more 8-bit layers keep more of it (lesson 06 shows this).
     "matmul_mixed_precision": "last_matmul:int8,mixed_layers:int8",
     # Other useful builder options: "nodes_to_exclude" (comma-separated node names to
     # keep in full precision, e.g. "/lm_head/MatMul"), "op_types_to_quantize"
