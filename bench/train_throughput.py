@@ -5,7 +5,7 @@
 Both runs train the same LoRA adapter on the same examples through TRL's SFTTrainer; the only
 difference is the SFTConfig: labkit's (fp32, no gradient checkpointing on CPU, length-grouped
 batches) or TRL's defaults (bf16 autocast and gradient checkpointing, which TRL turns on even on
-a CPU). Prints one Markdown table. A warm-up step is excluded from the timing.
+a CPU; ``use_cpu=True`` is the one setting added there, since without it the defaults do not start). Prints one Markdown table. A warm-up step is excluded from the timing.
 """
 
 import argparse
@@ -45,9 +45,11 @@ def run(config_kind: str, steps: int, batch_size: int, task: str) -> dict:
     out = tempfile.mkdtemp(prefix="bench-")
     if config_kind == "labkit":
         args = train.sft_config(cfg, out, has_eval=False)
-    else:  # TRL's defaults, only the run length and batch size set
+    else:  # TRL's defaults: only the run length and batch size set, plus use_cpu on a CPU (without
+        # it transformers refuses TRL's default bf16=True: "Your setup doesn't support bf16/gpu")
         args = SFTConfig(output_dir=out, max_steps=steps + 1, per_device_train_batch_size=batch_size,
-                         report_to="none", save_strategy="no", include_num_input_tokens_seen="non_padding")
+                         report_to="none", save_strategy="no", include_num_input_tokens_seen="non_padding",
+                         use_cpu=not torch.cuda.is_available())
     timer = StepTimer()
     trainer = SFTTrainer(model=model, args=args, processing_class=tok,
                          train_dataset=Dataset.from_list(pairs), callbacks=[timer])
