@@ -36,11 +36,12 @@ INSTALL_HINT = "pip install onnxruntime-genai onnx-ir onnxscript"
 DEFAULT_INT4_OPTIONS = {
     # How the 4-bit values are chosen: "default"/"rtn" = round-to-nearest,
     # "k_quant" = searches the per-block scale/offset that minimises the rounding
-    # error (llama.cpp style). Same size and speed of the result. Measured on three tone
-    # adapters from lesson 01 (138 test messages, the options below otherwise): rtn lost
-    # at most 0.7 points against PyTorch (-0.7, 0.0, -0.7), k_quant up to 3.6 (-0.7, 0.0,
-    # -3.6), and rtn builds this model in ~11 s instead of ~60 s. Both are within noise of
-    # each other on 138 examples; rtn is the simpler and faster choice.
+    # error (llama.cpp style). Same size and speed of the result. Measured on tone
+    # adapters from lesson 01, three each (138 test messages, the options below otherwise):
+    # rtn lost at most 0.7 points against PyTorch (-0.7, 0.0, -0.7), k_quant up to 3.6
+    # (-0.7, 0.0, -3.6), and rtn builds this model in ~11 s instead of ~60 s. On 138
+    # examples one answer is 0.7 points, so this is near noise; rtn is the simpler and
+    # faster choice.
     "algo_config": "rtn",
     # Weights are quantised in blocks of this many input values; each block gets its
     # own scale. Smaller = more accurate, slightly bigger. 16/32/64/128/256; 32 is the
