@@ -5,7 +5,8 @@
 Both runs train the same LoRA adapter on the same examples through TRL's SFTTrainer; the only
 difference is the SFTConfig: labkit's (fp32, no gradient checkpointing on CPU, length-grouped
 batches) or TRL's defaults (bf16 autocast and gradient checkpointing, which TRL turns on even on
-a CPU; ``use_cpu=True`` is the one setting added there, since without it the defaults do not start). Prints one Markdown table. A warm-up step is excluded from the timing.
+a CPU; ``use_cpu=True`` is the one setting added there, since without it the defaults do not
+start). Prints one Markdown table. A warm-up step is excluded from the timing.
 """
 
 import argparse

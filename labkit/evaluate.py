@@ -63,7 +63,7 @@ def last_token_logits(model, tokenizer, prompts, batch_size: int = 16, shared_pr
     n = len(prefix_ids)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     order = _by_length([len(s) for s in suffixes])
-    out = torch.empty(len(prompts), model.config.get_text_config().vocab_size)
+    rows = [None] * len(prompts)
     for batch in _batches(order, batch_size):
         width = max(len(suffixes[i]) for i in batch)
         ids = torch.tensor([[pad] * (width - len(suffixes[i])) + suffixes[i] for i in batch], device=device)
@@ -76,8 +76,9 @@ def last_token_logits(model, tokenizer, prompts, batch_size: int = 16, shared_pr
             batch_cache.batch_repeat_interleave(len(batch))
             kwargs = dict(past_key_values=batch_cache, use_cache=True)
         logits = model(input_ids=ids, attention_mask=mask, position_ids=position_ids, logits_to_keep=1, **kwargs).logits
-        out[batch] = logits[:, -1, :].float().cpu()
-    return out
+        for i, row in zip(batch, logits[:, -1, :].float().cpu()):
+            rows[i] = row
+    return torch.stack(rows)
 
 
 def _split_prefix(tokenizer, prompts, prefix):

@@ -63,9 +63,10 @@ DEFAULT_INT4_OPTIONS = {
     # down_proj in the first and last eighth of the layers and every third layer between.
     # Measured on lesson 06 (the tone LoRA merged into SmolLM2-135M, 138 test examples,
     # k_quant, accuracy_level 4): PyTorch 82.6%; all 4-bit 76.1% (92 MB);
-    # "last_matmul:int8" 76.8% (107 MB); with mixed_layers 81.9% (117 MB). A merged LoRA update is ~1% of a
-    # weight's size while int4 rounding error is several times larger, so the update
-    # survives only on average; more 8-bit layers keep more of it (lesson 06 shows this).
+    # "last_matmul:int8" 76.8% (107 MB); with mixed_layers 81.9% (117 MB). A merged LoRA
+    # update is ~1% of a weight's size while int4 rounding error is several times larger,
+    # so the update survives only on average; more 8-bit layers keep more of it (lesson 06
+    # shows this).
     "matmul_mixed_precision": "last_matmul:int8,mixed_layers:int8",
     # Other useful builder options: "nodes_to_exclude" (comma-separated node names to
     # keep in full precision, e.g. "/lm_head/MatMul"), "op_types_to_quantize"
