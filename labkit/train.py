@@ -48,12 +48,32 @@ class TrainConfig:
     eval_steps: int | None = 10      # validation loss every N steps (None: never)
     save_steps: int = 25             # checkpoint every N steps (resume from the last one)
     early_stopping_patience: int | None = None  # evals without improvement before stopping
+    load_best_model_at_end: bool | None = None  # restore the best-validation checkpoint at the end
+                                     # (None: yes when early stopping is on)
     optim: str = "adamw_torch"       # "paged_adamw_8bit" for QLoRA on a GPU
+    report_to: str = "none"          # "tensorboard": write TensorBoard event files too
+    logging_dir: str | None = None   # where TensorBoard logs go (default: output_dir/runs)
     seed: int = 0
 
     def __post_init__(self):
         if self.method not in ("lora", "qlora", "full"):
             raise ValueError(f"method={self.method!r}: use 'lora', 'qlora' or 'full'.")
+        if self.report_to not in ("none", "tensorboard"):
+            raise ValueError(f"report_to={self.report_to!r}: use 'none' or 'tensorboard'.")
+
+    @property
+    def restores_best(self) -> bool:
+        """Whether the run ends by loading its best-validation checkpoint."""
+        if self.load_best_model_at_end is None:
+            return bool(self.early_stopping_patience)
+        return self.load_best_model_at_end
+
+    def checkpoint_every(self) -> int:
+        """Steps between checkpoints. Restoring the best model needs a checkpoint at every
+        evaluation, so then it is ``eval_steps``; otherwise ``save_steps``."""
+        if self.restores_best and self.eval_steps:
+            return self.eval_steps
+        return self.save_steps
 
 
 @dataclass
@@ -65,6 +85,8 @@ class TrainResult:
     train_seconds: float = 0.0
     trained_tokens: int = 0          # completion + prompt tokens processed, padding excluded
     reused: bool = False             # True when a finished run with the same inputs was loaded
+    steps: int = 0                   # optimizer steps actually trained (early stopping: fewer)
+    best_step: int | None = None     # the step whose checkpoint was restored, if one was
 
     @property
     def losses(self):
@@ -99,7 +121,8 @@ def sft_config(cfg: TrainConfig, output_dir: Path, has_eval: bool):
 
     dev = env.device()
     dtype = env.train_dtype(dev)
-    evaluate = has_eval and cfg.eval_steps
+    evaluate = bool(has_eval and cfg.eval_steps)
+    restore_best = evaluate and cfg.restores_best
     return SFTConfig(
         output_dir=str(output_dir),
         max_steps=cfg.max_steps,
@@ -122,14 +145,14 @@ def sft_config(cfg: TrainConfig, output_dir: Path, has_eval: bool):
         eval_strategy="steps" if evaluate else "no",
         eval_steps=cfg.eval_steps if evaluate else None,
         save_strategy="steps",
-        save_steps=cfg.save_steps,
-        save_total_limit=2,
-        load_best_model_at_end=bool(evaluate and cfg.early_stopping_patience),
+        save_steps=cfg.checkpoint_every() if restore_best else cfg.save_steps,
+        save_total_limit=2,                   # the best checkpoint is always kept as well
+        load_best_model_at_end=restore_best,
         metric_for_best_model="eval_loss" if evaluate else None,
         greater_is_better=False if evaluate else None,
         seed=cfg.seed,
         data_seed=cfg.seed,
-        report_to="none",
+        report_to="none",                     # TensorBoard is added as a callback (see finetune)
         include_num_input_tokens_seen="non_padding",  # trained tokens, padding excluded
         dataloader_num_workers=0,
         dataset_num_proc=None,
@@ -146,11 +169,41 @@ def fingerprint(cfg: TrainConfig, train_pairs, model_name: str) -> str:
     return h.hexdigest()[:16]
 
 
-def last_checkpoint(output_dir: Path) -> str | None:
-    """The newest complete ``checkpoint-N`` folder in ``output_dir``, if any."""
-    from transformers.trainer_utils import get_last_checkpoint
+RUN_FINGERPRINT = "labkit_fingerprint.txt"  # in output_dir: which run its checkpoints belong to
 
-    return get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
+
+def last_checkpoint(output_dir: Path) -> str | None:
+    """The newest *complete* ``checkpoint-N`` folder in ``output_dir``, if any.
+
+    The trainer writes ``trainer_state.json`` last when it saves a checkpoint, so a folder
+    without it is a save that was interrupted (a killed process) and is skipped."""
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        return None
+    complete = [p for p in output_dir.glob("checkpoint-*")
+                if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").is_file()]
+    if not complete:
+        return None
+    return str(max(complete, key=lambda p: int(p.name.split("-")[-1])))
+
+
+def resumable_checkpoint(output_dir: Path, fp: str, verbose: bool = True) -> str | None:
+    """The checkpoint to resume from: the newest complete one, *if* ``output_dir`` belongs
+    to the same run (same fingerprint). Checkpoints of another run (other data, another
+    learning rate, ...) are removed, so that this run starts from step 0 and never stamps
+    old weights with a new fingerprint."""
+    output_dir = Path(output_dir)
+    marker = output_dir / RUN_FINGERPRINT
+    old = marker.read_text().strip() if marker.is_file() else None
+    checkpoints = sorted(output_dir.glob("checkpoint-*")) if output_dir.is_dir() else []
+    if checkpoints and old != fp:
+        if verbose:
+            print(f"{output_dir} holds checkpoints of a different run (config, data or base model "
+                  "changed): starting from step 0.")
+        for c in checkpoints:
+            shutil.rmtree(c, ignore_errors=True)
+        return None
+    return last_checkpoint(output_dir)
 
 
 def _write_model_card(adapter_dir: Path, cfg: TrainConfig, base: str, result: dict) -> None:
@@ -201,8 +254,18 @@ def finetune(model, tokenizer, train_pairs, eval_pairs=None, config: TrainConfig
               f"({str(env.train_dtype()).replace('torch.', '')}, gradient checkpointing "
               f"{'on' if env.use_gradient_checkpointing() else 'off'}), output: {output_dir}")
         print("config:", {k: v for k, v in dataclasses.asdict(cfg).items()})
-    if cfg.method in ("lora", "qlora") and not hasattr(model, "peft_config"):
-        model = add_lora(model, cfg)
+    if cfg.early_stopping_patience and not (eval_pairs and cfg.eval_steps):
+        raise ValueError("early_stopping_patience needs validation data (eval_pairs) and eval_steps: "
+                         "early stopping watches the validation loss.")
+    if cfg.method in ("lora", "qlora") and not _is_peft(model):
+        # PEFT injects the LoRA layers into the model it is given, in place: work on a copy,
+        # so the caller's base model stays the base model (re-running a cell starts afresh)
+        from transformers import set_seed
+
+        set_seed(cfg.seed)  # LoRA's A matrices start random: the same seed, the same run
+        model = add_lora(_copy_model(model), cfg)
+    elif cfg.method == "full":
+        model = _copy_model(model)
     model.train()
 
     args = sft_config(cfg, output_dir, has_eval=bool(eval_pairs))
@@ -211,6 +274,8 @@ def finetune(model, tokenizer, train_pairs, eval_pairs=None, config: TrainConfig
         cbs.append(LiveLossPlot())
     if eval_pairs and cfg.early_stopping_patience:
         cbs.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
+    if cfg.report_to == "tensorboard":
+        cbs.append(tensorboard_callback(cfg.logging_dir or output_dir / "runs"))
     trainer = SFTTrainer(
         model=model, args=args, processing_class=tokenizer,
         train_dataset=Dataset.from_list(list(train_pairs)),
@@ -219,9 +284,14 @@ def finetune(model, tokenizer, train_pairs, eval_pairs=None, config: TrainConfig
     )
     if cfg.method == "qlora":
         _adapter_dtype_follows_hardware(trainer.model)
-    checkpoint = last_checkpoint(output_dir) if resume else None
+    checkpoint = resumable_checkpoint(output_dir, fp, verbose) if resume else None
+    if not resume and output_dir.is_dir():
+        for old in output_dir.glob("checkpoint-*"):  # a fresh run: old checkpoints are not ours
+            shutil.rmtree(old, ignore_errors=True)
     if checkpoint and verbose:
         print(f"Resuming from {checkpoint}")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / RUN_FINGERPRINT).write_text(fp)
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=checkpoint)
     seconds = time.perf_counter() - start
@@ -231,6 +301,12 @@ def finetune(model, tokenizer, train_pairs, eval_pairs=None, config: TrainConfig
     history = [dict(h) for h in trainer.state.log_history]
     tokens = int(trainer.state.num_input_tokens_seen or 0)
     final = {"steps": trainer.state.global_step, "train_seconds": round(seconds, 1)}
+    if trainer.state.best_model_checkpoint and args.load_best_model_at_end:
+        final["restored_checkpoint"] = Path(trainer.state.best_model_checkpoint).name
+        final["best_step"] = trainer.state.best_global_step
+        if verbose:
+            print(f"Restored the best checkpoint: {final['restored_checkpoint']} "
+                  f"(validation loss {trainer.state.best_metric:.4f})")
     losses = [h["loss"] for h in history if "loss" in h]
     evals = [h["eval_loss"] for h in history if "eval_loss" in h]
     if losses:
@@ -239,7 +315,34 @@ def finetune(model, tokenizer, train_pairs, eval_pairs=None, config: TrainConfig
         final["best_eval_loss"] = round(min(evals), 4)
     _save_atomically(model, tokenizer, adapter_dir, cfg, base_name, fp, history, final)
     return TrainResult(model=model, output_dir=output_dir, adapter_dir=adapter_dir,
-                       history=history, train_seconds=seconds, trained_tokens=tokens)
+                       history=history, train_seconds=seconds, trained_tokens=tokens,
+                       steps=trainer.state.global_step, best_step=final.get("best_step"))
+
+
+def _is_peft(model) -> bool:
+    from peft import PeftModel
+
+    return isinstance(model, PeftModel)
+
+
+def _copy_model(model):
+    """A deep copy of a model (weights included) that training can change freely."""
+    import copy
+
+    return copy.deepcopy(model)
+
+
+def tensorboard_callback(log_dir):
+    """A trainer callback that writes TensorBoard event files to ``log_dir`` (open them with
+    ``tensorboard --logdir`` or ``%tensorboard --logdir`` in a notebook)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # torch's writer needs the tensorboard package
+        raise ImportError("report_to='tensorboard' needs the tensorboard package: "
+                          "pip install tensorboard") from None
+    from transformers.integrations import TensorBoardCallback
+
+    return TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(log_dir)))
 
 
 def _adapter_dtype_follows_hardware(model) -> None:
@@ -278,11 +381,13 @@ def _load_finished(model, cfg, output_dir, adapter_dir, info) -> TrainResult:
     else:
         from peft import PeftModel
 
-        trained = PeftModel.from_pretrained(model, adapter_dir)
+        base = model if _is_peft(model) else _copy_model(model)  # the caller's model stays the base
+        trained = PeftModel.from_pretrained(base, adapter_dir)
     trained.eval()
+    result = info["result"]
     return TrainResult(model=trained, output_dir=output_dir, adapter_dir=adapter_dir,
-                       history=info.get("history", []),
-                       train_seconds=info["result"].get("train_seconds", 0.0), reused=True)
+                       history=info.get("history", []), train_seconds=result.get("train_seconds", 0.0),
+                       reused=True, steps=result.get("steps", 0), best_step=result.get("best_step"))
 
 
 def count_parameters(model) -> dict:

@@ -123,3 +123,92 @@ def test_qlora_adapters_stay_fp32_on_cpu():
     train._adapter_dtype_follows_hardware(model)
     assert model[1].weight.dtype == torch.float32      # trainable: back to fp32
     assert model[0].weight.dtype == torch.bfloat16     # frozen: untouched
+
+
+# --- resume only the same run; skip half-written checkpoints; early stopping; no mutation ------
+
+def test_a_changed_run_does_not_resume_the_old_checkpoint(tiny_tokenizer, tmp_path):
+    # the bug: a re-run with a new learning rate resumed the old run's checkpoint at max_steps,
+    # trained 0 steps and stamped the old weights with the new fingerprint
+    run(tiny_tokenizer, tmp_path, "shared", config=tiny_config(save_steps=4))
+    counter = CountSteps()
+    changed = run(tiny_tokenizer, tmp_path, "shared", config=tiny_config(save_steps=4, learning_rate=1e-3),
+                  callbacks=[counter], reuse=True)
+    assert not changed.reused
+    assert counter.steps == list(range(1, 13))  # all 12 steps trained afresh
+    again = run(tiny_tokenizer, tmp_path, "shared", config=tiny_config(save_steps=4, learning_rate=1e-3),
+                reuse=True)
+    assert again.reused and again.steps == 12
+
+
+def test_last_checkpoint_skips_an_interrupted_save(tiny_tokenizer, tmp_path):
+    cfg = tiny_config(save_steps=4)
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny_tokenizer, tmp_path, "half", config=cfg, callbacks=[Interrupt(10)])
+    out = tmp_path / "half"
+    assert train.last_checkpoint(out).endswith("checkpoint-8")
+    (out / "checkpoint-8" / "trainer_state.json").unlink()   # as if killed while saving step 8
+    assert train.last_checkpoint(out).endswith("checkpoint-4")
+    counter = CountSteps()
+    run(tiny_tokenizer, tmp_path, "half", config=cfg, callbacks=[counter])
+    assert counter.steps[0] == 5
+
+
+def test_early_stopping_stops_early_and_restores_the_best_checkpoint(tiny_tokenizer, tmp_path):
+    # a learning rate this high overfits 8 pairs fast: validation loss turns up, patience runs out
+    train_pairs = PAIRS[:8]
+    val = [{"prompt": f"other {i} ->", "completion": f" {TONE_LABELS[(i + 2) % 5]}"} for i in range(10)]
+    cfg = tiny_config(max_steps=60, eval_steps=2, save_steps=25, learning_rate=3e-2, early_stopping_patience=2)
+    result = train.finetune(build_model(tiny_tokenizer), tiny_tokenizer, train_pairs, val, cfg,
+                            output_dir=tmp_path / "es", live_plot=False, verbose=False)
+    evals = result.eval_losses
+    best_step, best = min(evals, key=lambda e: e[1])
+    assert result.steps < 60                       # stopped before the last step
+    assert result.best_step == best_step           # and restored the best evaluation's checkpoint
+    info = json.loads((result.adapter_dir / "labkit_run.json").read_text())
+    assert info["result"]["restored_checkpoint"] == f"checkpoint-{best_step}"
+    # the saved adapter holds the best step's weights, not the last step's
+    from safetensors.torch import load_file
+    import torch
+
+    saved = load_file(result.adapter_dir / "adapter_model.safetensors")
+    best_ckpt = load_file(result.output_dir / f"checkpoint-{best_step}" / "adapter_model.safetensors")
+    assert saved.keys() == best_ckpt.keys()
+    assert all(torch.equal(saved[k], best_ckpt[k]) for k in saved)
+    last = result.output_dir / f"checkpoint-{result.steps}" / "adapter_model.safetensors"
+    if result.steps != best_step and last.is_file():
+        assert not all(torch.equal(saved[k], v) for k, v in load_file(last).items())
+
+
+def test_restore_best_works_with_default_eval_and_save_steps(tmp_path):
+    # transformers refuses load_best_model_at_end unless saves fall on evaluations (10 vs 25)
+    args = train.sft_config(train.TrainConfig(early_stopping_patience=3), tmp_path, has_eval=True)
+    assert args.load_best_model_at_end and args.save_steps % args.eval_steps == 0
+
+
+def test_early_stopping_without_validation_is_a_clear_error(tiny_tokenizer, tmp_path):
+    with pytest.raises(ValueError, match="validation"):
+        run(tiny_tokenizer, tmp_path, config=tiny_config(early_stopping_patience=2))
+
+
+def test_finetune_leaves_the_callers_model_untouched(tiny_tokenizer, tmp_path):
+    import torch
+
+    model = build_model(tiny_tokenizer)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    first = train.finetune(model, tiny_tokenizer, PAIRS, None, tiny_config(), output_dir=tmp_path / "a",
+                           live_plot=False, verbose=False)
+    assert not hasattr(model, "peft_config") and set(model.state_dict()) == set(before)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    # a second call (a re-run cell) trains a fresh adapter, not the first one again
+    second = train.finetune(model, tiny_tokenizer, PAIRS, None, tiny_config(), output_dir=tmp_path / "b",
+                            live_plot=False, verbose=False)
+    assert second.model is not first.model and second.losses == first.losses
+
+
+def test_tensorboard_logs_are_written(tiny_tokenizer, tmp_path):
+    pytest.importorskip("tensorboard")  # a declared dependency; this guards only odd installs
+    cfg = tiny_config(report_to="tensorboard", logging_dir=str(tmp_path / "tb"))
+    run(tiny_tokenizer, tmp_path, config=cfg)
+    events = list((tmp_path / "tb").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0

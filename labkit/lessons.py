@@ -1,0 +1,57 @@
+"""The training runs that several lessons share, written once.
+
+Lesson 01 trains a LoRA adapter on ``tone`` and lesson 02 one on ``recipes``; lessons 04, 06
+and 07 use those adapters again. Each recipe below is the exact config and data its lesson
+trains with in the active profile, so the run has the same *fingerprint* (config + data +
+base model, see :func:`labkit.train.fingerprint`) wherever it is called, and
+``finetune(..., reuse=True)`` loads the finished adapter instead of training it again.
+A lesson never *requires* another one to have run: if the adapter is not there, it is
+trained now (a few minutes on a CPU).
+"""
+
+from __future__ import annotations
+
+from . import data, env, train
+from .models import labkit_home
+
+
+def tone_recipe() -> tuple[train.TrainConfig, list[dict]]:
+    """Lesson 01's LoRA run on ``tone``: its config and training pairs in this profile."""
+    s = env.settings("tone")
+    records = list(data.load_dataset("tone")["train"])[: s["train_examples"]]
+    config = train.TrainConfig(max_steps=s["max_steps"], batch_size=s["batch_size"],
+                               learning_rate=s["learning_rate"], r=s["r"], lora_alpha=2 * s["r"],
+                               eval_steps=None, save_steps=s["max_steps"])
+    return config, data.task_pairs("tone", records)
+
+
+def recipes_recipe() -> tuple[train.TrainConfig, list[dict], list[dict]]:
+    """Lesson 02's LoRA run on ``recipes``: config, training pairs and validation pairs."""
+    s = env.settings("recipes")
+    ds = data.load_dataset("recipes")
+    train_pairs = data.task_pairs("recipes", list(ds["train"])[: s["train_examples"]])
+    val_pairs = data.task_pairs("recipes", list(ds["validation"])[: s["val_examples"]])
+    config = train.TrainConfig(method="lora", r=16, lora_alpha=32, target_modules="all-linear",
+                               learning_rate=s["learning_rate"], max_steps=s["max_steps"],
+                               batch_size=s["batch_size"], logging_steps=2,
+                               eval_steps=max(1, s["max_steps"] // 2), save_steps=s["max_steps"])
+    return config, train_pairs, val_pairs
+
+
+def run_dir(task: str):
+    """Where the shared run for ``task`` (``"tone"`` or ``"recipes"``) keeps its adapter."""
+    return labkit_home() / "runs" / f"lesson-{task}-lora"
+
+
+def lesson_adapter(task: str, model, tokenizer, live_plot: bool = False) -> train.TrainResult:
+    """The shared LoRA run for ``task`` on ``model``: loaded if a finished run with the same
+    fingerprint is on disk, trained (and saved) otherwise."""
+    if task == "tone":
+        config, train_pairs = tone_recipe()
+        val_pairs = None
+    elif task == "recipes":
+        config, train_pairs, val_pairs = recipes_recipe()
+    else:
+        raise ValueError(f"No shared lesson run for {task!r}; use 'tone' or 'recipes'.")
+    return train.finetune(model, tokenizer, train_pairs, val_pairs, config, output_dir=run_dir(task),
+                          reuse=True, live_plot=live_plot)
