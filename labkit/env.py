@@ -32,6 +32,13 @@ PROFILES: dict[str, dict[str, dict]] = {
         "qlora": dict(train_examples=64, max_steps=6, batch_size=4, eval_examples=24,
                       learning_rate=1e-3),
         "export": dict(eval_examples=None, bench_new_tokens=64),
+        # lesson 07: all 138 tone test messages (label scoring is one pass each); recipes are
+        # generated, slow on a CPU: 16 test recipes per model
+        "multi_adapter": dict(tone_examples=None, recipes_examples=16, bench_new_tokens=64),
+        # lesson 05: 16 training examples, 10 passes, rank 64: the validation loss bottoms out
+        # early and turns up; each of the six runs takes ~20-45 s on 2 cores
+        "overfit": dict(train_examples=16, more_data_examples=64, val_examples=32, max_steps=40,
+                        batch_size=4, learning_rate=1e-3, r=64, low_r=4, eval_steps=5, patience=2),
     },
     "full": {
         "tone": dict(train_examples=None, max_steps=210, batch_size=16, eval_examples=None,
@@ -41,6 +48,9 @@ PROFILES: dict[str, dict[str, dict]] = {
         "qlora": dict(train_examples=None, max_steps=300, batch_size=16, eval_examples=None,
                       learning_rate=5e-4),
         "export": dict(eval_examples=None, bench_new_tokens=128),
+        "multi_adapter": dict(tone_examples=None, recipes_examples=64, bench_new_tokens=128),
+        "overfit": dict(train_examples=48, more_data_examples=400, val_examples=None, max_steps=150,
+                        batch_size=8, learning_rate=1e-3, r=64, low_r=4, eval_steps=10, patience=3),
     },
 }
 

@@ -293,3 +293,105 @@ def compare(per_example: dict, metric: str = "accuracy", extra: dict | None = No
             row[col] = by_model.get(name)
         rows.append(row)
     return pd.DataFrame(rows).set_index("model")
+
+
+# --- is a difference real? paired comparisons and interval widths --------------------------
+
+def paired_bootstrap(a, b, n_boot: int = 2000, alpha: float = 0.05, seed: int = 0) -> dict:
+    """Compare two models scored on the *same* examples (per-example scores ``a`` and ``b``).
+
+    Resamples examples (not models), so both models see the same resampled test set each
+    time: the interval is for ``mean(b) - mean(a)``. ``real`` is True when the interval
+    excludes 0 (the difference would survive drawing another test set like this one)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError(f"paired scores need the same examples: got {len(a)} and {len(b)} scores.")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(a), size=(n_boot, len(a)))
+    diffs = b[idx].mean(axis=1) - a[idx].mean(axis=1)
+    lo, hi = float(np.quantile(diffs, alpha / 2)), float(np.quantile(diffs, 1 - alpha / 2))
+    return {"difference": float(b.mean() - a.mean()), "ci_low": lo, "ci_high": hi,
+            "real": bool(lo > 0 or hi < 0)}
+
+
+def mcnemar(a_correct, b_correct) -> dict:
+    """McNemar's exact test for two classifiers on the same examples.
+
+    Only the examples where they *disagree* carry information: ``a_only`` (a right, b wrong)
+    and ``b_only``. If the models were equally good, each disagreement would go either way
+    with probability 1/2; ``p_value`` is the two-sided binomial probability of a split at
+    least this lopsided."""
+    a, b = np.asarray(a_correct, dtype=bool), np.asarray(b_correct, dtype=bool)
+    if a.shape != b.shape:
+        raise ValueError(f"McNemar needs the same examples: got {len(a)} and {len(b)} results.")
+    a_only, b_only = int((a & ~b).sum()), int((~a & b).sum())
+    n, k = a_only + b_only, min(a_only, b_only)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n if n else 1.0
+    return {"a_only": a_only, "b_only": b_only, "p_value": float(min(1.0, 2 * tail))}
+
+
+def ci_width_by_n(values, sizes, repeats: int = 20, seed: int = 0) -> dict:
+    """Mean width of the 95% bootstrap interval when only ``n`` of the per-example ``values``
+    are scored, for each ``n`` in ``sizes`` (``repeats`` random subsets of each size)."""
+    v = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(seed)
+    widths = {}
+    for n in sizes:
+        ws = []
+        for r in range(repeats):
+            sub = v[rng.choice(len(v), size=n, replace=False)]
+            lo, hi = bootstrap_ci(sub, n_boot=500, seed=r)
+            ws.append(hi - lo)
+        widths[int(n)] = float(np.mean(ws))
+    return widths
+
+
+# --- overlap metrics (from their standard libraries) and string match -------------------------
+
+def overlap_scores(predictions, references) -> dict:
+    """ROUGE-1 and ROUGE-L F-measures (Google's ``rouge-score``) and BLEU (``sacrebleu``), per
+    example and on average. Overlap metrics count shared words; they do not know whether the
+    answer is *right* (see lesson 04)."""
+    import sacrebleu
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rougeL"], use_stemmer=False)
+    rouge = [scorer.score(ref, pred) for pred, ref in zip(predictions, references)]
+    bleu = [sacrebleu.sentence_bleu(pred, [ref]).score / 100 for pred, ref in zip(predictions, references)]
+    return {"rouge1": [r["rouge1"].fmeasure for r in rouge], "rougeL": [r["rougeL"].fmeasure for r in rouge],
+            "bleu": bleu,
+            "corpus_bleu": sacrebleu.corpus_bleu(list(predictions), [list(references)]).score / 100}
+
+
+def string_match(pred: str, gold: str) -> bool:
+    """Exact match after collapsing whitespace and case: what "string match" means for SQL."""
+    norm = lambda s: " ".join(s.strip().rstrip(";").split()).lower()  # noqa: E731
+    return norm(pred) == norm(gold)
+
+
+# --- human review --------------------------------------------------------------------------
+
+def review_sheet(rows: list[dict], path) -> dict:
+    """Write a side-by-side sheet for human rating: ``path``.csv and ``path``.html, one row per
+    example (``rows``: dicts such as input / gold / base / fine-tuned) plus an empty
+    ``rating`` column to fill in. Returns the two paths."""
+    import html
+    from pathlib import Path
+
+    import pandas as pd
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pd.DataFrame(rows)
+    table["rating (1-5)"] = ""
+    csv_path, html_path = path.with_suffix(".csv"), path.with_suffix(".html")
+    table.to_csv(csv_path, index=False)
+    cells = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in r) + "</tr>"
+                    for r in table.itertuples(index=False))
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
+    html_path.write_text(
+        "<!doctype html><meta charset='utf-8'><title>Review sheet</title><style>"
+        "table{border-collapse:collapse;font:14px sans-serif}td,th{border:1px solid #ccc;padding:6px;"
+        "vertical-align:top;max-width:28em}</style>"
+        f"<table><tr>{head}</tr>{cells}</table>\n", encoding="utf-8")
+    return {"csv": csv_path, "html": html_path}

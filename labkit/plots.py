@@ -83,3 +83,43 @@ def confusion_matrix(matrix, labels, title: str = "Confusion matrix", ax=None):
                     color="white" if m[i, j] > m.max() / 2 else "black")
     ax.set_title(title)
     return ax
+
+
+def ci_width_curve(widths: dict, ax=None, title: str = "How sure are we? 95% interval width vs test-set size"):
+    """Measured interval widths against n, with the c/sqrt(n) curve fitted to them: quadruple
+    the test set to halve the interval."""
+    import numpy as np
+
+    ax = ax or plt.subplots(figsize=(6, 3.5))[1]
+    n = np.array(sorted(widths), dtype=float)
+    w = np.array([widths[int(k)] for k in n])
+    c = float((w / np.sqrt(1 / n)).mean())          # least-squares-ish scale for c/sqrt(n)
+    grid = np.linspace(n.min(), n.max(), 200)
+    ax.plot(n, w, "o", label="measured (bootstrap)")
+    ax.plot(grid, c / np.sqrt(grid), "--", label=f"{c:.2f}/√n")
+    ax.set_xlabel("test examples scored (n)")
+    ax.set_ylabel("95% CI width (accuracy)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    return ax
+
+
+def loss_curves(histories: dict, ax=None, title: str = "Validation loss", key: str = "eval_loss"):
+    """One line per run (``{name: log history}``) of ``key`` against the step; the best point of
+    each run is marked."""
+    ax = ax or plt.subplots(figsize=(7, 4))[1]
+    for i, (name, history) in enumerate(histories.items()):
+        points = [(h["step"], h[key]) for h in history if key in h]
+        if not points:
+            continue
+        color = plt.cm.tab10.colors[i % 10]
+        ax.plot(*zip(*points), marker=".", label=name, color=color)
+        best = min(points, key=lambda p: p[1])
+        ax.plot(*best, "*", markersize=12, color=color)
+    ax.set_xlabel("step")
+    ax.set_ylabel(key.replace("_", " "))
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return ax

@@ -50,6 +50,8 @@ class TrainConfig:
     early_stopping_patience: int | None = None  # evals without improvement before stopping
     load_best_model_at_end: bool | None = None  # restore the best-validation checkpoint at the end
                                      # (None: yes when early stopping is on)
+    metric_for_best_model: str = "eval_loss"  # what "best" means for early stopping and restoring;
+                                     # "eval_accuracy" needs the ValidationAccuracy callback
     optim: str = "adamw_torch"       # "paged_adamw_8bit" for QLoRA on a GPU
     report_to: str = "none"          # "tensorboard": write TensorBoard event files too
     logging_dir: str | None = None   # where TensorBoard logs go (default: output_dir/runs)
@@ -148,8 +150,8 @@ def sft_config(cfg: TrainConfig, output_dir: Path, has_eval: bool):
         save_steps=cfg.checkpoint_every() if restore_best else cfg.save_steps,
         save_total_limit=2,                   # the best checkpoint is always kept as well
         load_best_model_at_end=restore_best,
-        metric_for_best_model="eval_loss" if evaluate else None,
-        greater_is_better=False if evaluate else None,
+        metric_for_best_model=cfg.metric_for_best_model if evaluate else None,
+        greater_is_better=(not cfg.metric_for_best_model.endswith("loss")) if evaluate else None,
         seed=cfg.seed,
         data_seed=cfg.seed,
         report_to="none",                     # TensorBoard is added as a callback (see finetune)
@@ -395,3 +397,33 @@ def count_parameters(model) -> dict:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
     return {"trainable": trainable, "total": total, "trainable_%": round(100 * trainable / total, 3)}
+
+
+class ValidationAccuracy:
+    """A trainer callback that label-scores validation prompts at every evaluation and adds
+    ``eval_accuracy`` to the log next to ``eval_loss`` (one forward pass per prompt)."""
+
+    def __new__(cls, *args, **kwargs):  # a TrainerCallback, imported lazily like the rest
+        from transformers import TrainerCallback
+
+        class _ValidationAccuracy(TrainerCallback):
+            def __init__(self, tokenizer, prompts, golds, labels, prefix=" "):
+                self.tokenizer, self.prompts, self.golds = tokenizer, list(prompts), list(golds)
+                self.labels, self.prefix = list(labels), prefix
+
+            def on_evaluate(self, args, state, control, model=None, metrics=None, **kwargs):
+                from . import evaluate
+
+                was_training = model.training
+                model.eval()
+                predicted = evaluate.classify(model, self.tokenizer, self.prompts, self.labels, self.prefix)
+                if was_training:
+                    model.train()
+                accuracy = sum(p == g for p, g in zip(predicted, self.golds)) / len(self.golds)
+                if state.log_history and "eval_loss" in state.log_history[-1]:
+                    state.log_history[-1]["eval_accuracy"] = accuracy
+                if metrics is not None:
+                    metrics["eval_accuracy"] = accuracy
+
+        return _ValidationAccuracy(*args, **kwargs)
+

@@ -77,3 +77,22 @@ def test_datasheet_exists(name):
     readme = data.DATASETS_DIR / name / "README.md"
     assert readme.is_file(), f"{readme} is missing: every bundled dataset needs a datasheet"
     assert len(readme.read_text(encoding="utf-8").strip()) > 200
+
+
+def test_sql_split_by_query_no_test_answer_was_seen_in_training(bundled):
+    # split by question, 187 of 329 test questions had a gold query that also answered a
+    # training question verbatim; lesson 04 measures the effect. Now split by query.
+    ds = bundled["sql"]
+    train_queries = {data.normalize_text(q) for q in ds["train"]["query"]}
+    for split in ("validation", "test"):
+        assert not [q for q in ds[split]["query"] if data.normalize_text(q) in train_queries], split
+
+
+def test_group_field_keeps_each_group_in_one_split():
+    records = [{"question": f"q{i}", "query": f"SELECT {i % 25}"} for i in range(200)]
+    splits = data.stratified_split(records, None, (0.8, 0.1, 0.1), seed=0, group_field="query")
+    where = {}
+    for split, rows in splits.items():
+        for r in rows:
+            assert where.setdefault(r["query"], split) == split, r
+    assert sum(len(rows) for rows in splits.values()) == 200

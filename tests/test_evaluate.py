@@ -290,3 +290,59 @@ def test_extract_sql_from_chatty_output():
         "SELECT name FROM t WHERE x = 1"
     assert evaluate.extract_sql("select 1") == "select 1"
     assert evaluate.extract_sql("no query here") == "no query here"
+
+
+# --- paired comparisons, interval widths, overlap metrics, review sheets (lesson 04) -----------
+
+def test_paired_bootstrap_sees_a_real_difference_and_a_null_one():
+    rng = np.random.default_rng(1)
+    a = rng.random(200) < 0.6
+    b = a.copy()
+    b[np.flatnonzero(~a)[:30]] = True            # b fixes 30 of a's mistakes and breaks none
+    real = evaluate.paired_bootstrap(a, b)
+    assert real["difference"] == pytest.approx(30 / 200) and real["real"] and real["ci_low"] > 0
+    same = evaluate.paired_bootstrap(a, a)
+    assert same["difference"] == 0 and not same["real"]
+    with pytest.raises(ValueError, match="same examples"):
+        evaluate.paired_bootstrap(a, b[:-1])
+
+
+def test_mcnemar_counts_disagreements_and_matches_the_exact_binomial():
+    a = [True] * 10 + [False] * 10 + [True] * 5
+    b = [True] * 10 + [True] * 10 + [False] * 5
+    result = evaluate.mcnemar(a, b)
+    assert (result["a_only"], result["b_only"]) == (5, 10)
+    # two-sided exact binomial: 2 * P(X <= 5), X ~ Bin(15, 1/2)
+    from math import comb
+    assert result["p_value"] == pytest.approx(2 * sum(comb(15, i) for i in range(6)) / 2 ** 15)
+    assert evaluate.mcnemar(a, a)["p_value"] == 1.0
+
+
+def test_interval_width_shrinks_like_one_over_sqrt_n():
+    values = (np.random.default_rng(0).random(400) < 0.7).astype(float)
+    widths = evaluate.ci_width_by_n(values, [25, 100, 400], repeats=10)
+    assert widths[25] > widths[100] > widths[400]
+    assert widths[25] / widths[100] == pytest.approx(2, rel=0.25)   # 4x the data, half the width
+
+
+def test_overlap_metrics_reward_word_overlap_not_correctness():
+    gold = "SELECT name FROM products WHERE price > 100"
+    scores = evaluate.overlap_scores([gold, gold.replace(">", "<"), "nothing alike"], [gold] * 3)
+    assert scores["rougeL"][0] == pytest.approx(1.0) and scores["bleu"][0] == pytest.approx(1.0)
+    assert scores["rougeL"][1] > 0.8 and scores["bleu"][1] > 0.5      # wrong query, high overlap
+    assert scores["rougeL"][2] == 0 and scores["bleu"][2] < 0.1
+
+
+def test_string_match_ignores_case_spaces_and_semicolon_only():
+    assert evaluate.string_match("select  name from t;", "SELECT name FROM t")
+    assert not evaluate.string_match("SELECT t.name FROM t", "SELECT name FROM t")
+
+
+def test_review_sheet_writes_csv_and_html(tmp_path):
+    import pandas as pd
+
+    rows = [{"input": "a <b>", "gold": "x", "base": "y", "fine-tuned": "x"}]
+    paths = evaluate.review_sheet(rows, tmp_path / "sheet")
+    table = pd.read_csv(paths["csv"])
+    assert list(table.columns) == ["input", "gold", "base", "fine-tuned", "rating (1-5)"]
+    assert "a &lt;b&gt;" in paths["html"].read_text()      # escaped, not interpreted

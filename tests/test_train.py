@@ -212,3 +212,26 @@ def test_tensorboard_logs_are_written(tiny_tokenizer, tmp_path):
     run(tiny_tokenizer, tmp_path, config=cfg)
     events = list((tmp_path / "tb").glob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 0
+
+
+def test_validation_accuracy_is_logged_next_to_the_validation_loss(tiny_tokenizer, tmp_path):
+    val = PAIRS[:10]
+    callback = train.ValidationAccuracy(tiny_tokenizer, [p["prompt"] for p in val],
+                                        [p["completion"].strip() for p in val], TONE_LABELS)
+    result = run(tiny_tokenizer, tmp_path, eval_pairs=val, config=tiny_config(eval_steps=6),
+                 callbacks=[callback])
+    evals = [h for h in result.history if "eval_loss" in h]
+    assert [h["step"] for h in evals] == [6, 12]
+    assert all(0 <= h["eval_accuracy"] <= 1 for h in evals)
+    assert evals[-1]["eval_accuracy"] >= 0.4     # 12 steps on these pairs learn most of them
+
+
+def test_early_stopping_on_validation_accuracy(tiny_tokenizer, tmp_path):
+    val = PAIRS[:10]
+    callback = train.ValidationAccuracy(tiny_tokenizer, [p["prompt"] for p in val],
+                                        [p["completion"].strip() for p in val], TONE_LABELS)
+    cfg = tiny_config(max_steps=24, eval_steps=4, early_stopping_patience=2, metric_for_best_model="eval_accuracy")
+    result = run(tiny_tokenizer, tmp_path, eval_pairs=val, config=cfg, callbacks=[callback])
+    evals = [h for h in result.history if "eval_accuracy" in h]
+    best = max(evals, key=lambda h: h["eval_accuracy"])        # first of the best: ties keep the earlier one
+    assert result.best_step == best["step"]
