@@ -162,15 +162,19 @@ def generate(model, tokenizer, prompts, max_new_tokens: int = 64, batch_size: in
 
 
 def parse_json_list(text: str):
-    """The first JSON list in ``text`` as a Python list of strings, or None if there is none."""
-    match = re.search(r"\[.*?\]", text, flags=re.S)
-    if not match:
-        return None
-    try:
-        value = json.loads(match.group(0))
-    except json.JSONDecodeError:
-        return None
-    return [str(v).strip().lower() for v in value] if isinstance(value, list) else None
+    """The first JSON list in ``text`` as a Python list of strings, or None if there is none.
+
+    Each ``[`` is tried in turn with a real JSON parser, so brackets inside strings
+    (``["salt [to taste]"]``) do not end the list early."""
+    decoder = json.JSONDecoder()
+    for match in re.finditer(r"\[", text):
+        try:
+            value, _ = decoder.raw_decode(text, match.start())
+        except json.JSONDecodeError:
+            continue
+        if isinstance(value, list):
+            return [str(v).strip().lower() for v in value]
+    return None
 
 
 def item_f1(pred: list | None, gold: list) -> float:
@@ -199,11 +203,31 @@ def extraction_scores(outputs, golds) -> dict:
 
 # --- SQL by execution ---------------------------------------------------------------------
 
+_SQL_FENCE = re.compile(r"```[ \t]*(?:sql|sqlite)?[ \t]*\n?(.*?)(?:```|$)", re.S | re.I)
+# A statement starts with SELECT at the start of a line (or after a colon), or with SELECT in
+# capitals anywhere, or with a real common table expression (WITH name AS ( ...). So "You can
+# select the names" and "a query with a join" are prose, not SQL.
+_SQL_START = re.compile(
+    r"(?:^|(?<=\n)|(?<=:))[ \t]*(?P<a>select\b)"
+    r"|(?-i:\b(?P<b>SELECT)\b)"
+    r"|\b(?P<c>with\s+(?:recursive\s+)?[\w\"]+\s*(?:\([^)]*\)\s*)?as\s*\()",
+    re.I)
+_SQL_END = re.compile(r"```|;|\n\s*\n")
+
+
 def extract_sql(text: str) -> str:
-    """The first ``SELECT``/``WITH`` statement in a model's output (chat models like to wrap it in
-    prose and code fences); the stripped text if there is none."""
-    match = re.search(r"\b((?:SELECT|WITH)\b.*?)(?:```|;|\n\n|$)", text, flags=re.S | re.I)
-    return match.group(1).strip() if match else text.strip()
+    """The SQL query in a model's output: the contents of a code fence if there is one, else the
+    first ``SELECT``/``WITH`` statement (chat models wrap queries in prose); the statement ends
+    at ``;``, a blank line or a fence. The stripped text if no statement is found."""
+    fence = _SQL_FENCE.search(text)
+    if fence and re.search(r"\b(select|with)\b", fence.group(1), re.I):
+        text = fence.group(1)
+    match = _SQL_START.search(text)
+    if not match:
+        return text.strip()
+    start = match.start(match.lastgroup)
+    end = _SQL_END.search(text, start)
+    return text[start:end.start() if end else len(text)].strip()
 
 
 def run_sql(db_path, query: str, timeout_s: float = 2.0):
@@ -247,22 +271,60 @@ def sql_scores(preds, golds, db_path, timeout_s: float = 2.0) -> dict:
 
 # --- perplexity, intervals, comparisons ------------------------------------------------------
 
+def completion_tokens(tokenizer, pair) -> tuple[list[int], list[int]]:
+    """Token ids and labels of one ``{"prompt", "completion"}`` pair, built the way TRL's
+    ``SFTTrainer`` (trl 1.16) builds a training example with ``completion_only_loss``:
+
+    - the EOS token is appended to the completion (unless it ends with it already): the model
+      learns to stop;
+    - the prompt and prompt + completion are tokenised as given (special tokens included);
+    - labels are the ids with the prompt masked (-100) up to where the two tokenisations
+      diverge (a token that merges across the boundary belongs to the completion).
+    """
+    completion = pair["completion"]
+    eos = tokenizer.eos_token
+    if eos and not completion.endswith(eos):
+        completion += eos
+    prompt_ids = tokenizer(text=pair["prompt"])["input_ids"]
+    ids = tokenizer(text=pair["prompt"] + completion)["input_ids"]
+    n_prompt = 0
+    while n_prompt < min(len(prompt_ids), len(ids)) and prompt_ids[n_prompt] == ids[n_prompt]:
+        n_prompt += 1
+    return ids, [-100] * n_prompt + ids[n_prompt:]
+
+
 @torch.no_grad()
 def completion_loss(model, tokenizer, pairs, batch_size: int = 8) -> float:
-    """Mean cross-entropy over completion tokens (the same loss training minimises)."""
+    """Mean cross-entropy per completion token: the loss training minimises, on the same tokens
+    (:func:`completion_tokens`: EOS included, prompt masked as TRL masks it).
+
+    Every completion token counts once, whatever the batch (TRL's ``eval_loss`` averages per
+    evaluation batch, so the two agree exactly when the examples fit in one batch)."""
+    was_training = model.training
+    model.eval()
     device = next(model.parameters()).device
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    examples = [completion_tokens(tokenizer, p) for p in pairs]
+    order = _by_length([len(ids) for ids, _ in examples])
     total, count = 0.0, 0
-    for batch in _batches(list(pairs), batch_size):
-        for p in batch:
-            prompt_ids = tokenizer(p["prompt"], add_special_tokens=False)["input_ids"]
-            full = tokenizer(p["prompt"] + p["completion"], add_special_tokens=False)["input_ids"]
-            ids = torch.tensor([full], device=device)
-            labels = ids.clone()
-            labels[:, : len(prompt_ids)] = -100
-            n = int((labels != -100).sum()) - 1 if labels[0, 0] != -100 else int((labels != -100).sum())
-            loss = model(input_ids=ids, labels=labels).loss
-            total += float(loss) * n
-            count += n
+    try:
+        for batch in _batches(order, batch_size):
+            width = max(len(examples[i][0]) for i in batch)
+            ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            labels = torch.full((len(batch), width), -100, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, i in enumerate(batch):  # right padding: positions before it are unchanged
+                example_ids, example_labels = examples[i]
+                ids[row, :len(example_ids)] = torch.tensor(example_ids)
+                labels[row, :len(example_labels)] = torch.tensor(example_labels)
+                mask[row, :len(example_ids)] = 1
+            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+            target = labels[:, 1:].to(device)  # the token at position t is predicted at t - 1
+            total += float(torch.nn.functional.cross_entropy(
+                logits[:, :-1].float().flatten(0, 1), target.flatten(), ignore_index=-100, reduction="sum"))
+            count += int((target != -100).sum())
+    finally:
+        model.train(was_training)
     return total / max(count, 1)
 
 

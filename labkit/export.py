@@ -19,8 +19,8 @@ import contextlib
 import json
 import logging
 import os
-import shutil
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -64,7 +64,7 @@ DEFAULT_INT4_OPTIONS = {
     # Measured on lesson 06 (the tone LoRA merged into SmolLM2-135M, 138 test examples,
     # k_quant, accuracy_level 4): PyTorch 82.6%; all 4-bit 76.1% (92 MB);
     # "last_matmul:int8" 76.8% (107 MB); with mixed_layers 81.9% (117 MB). A merged LoRA
-    # update is ~1% of a weight's size while int4 rounding error is several times larger,
+    # update is a few percent of a weight's size while int4 rounding error is larger than the update,
     # so the update survives only on average; more 8-bit layers keep more of it (lesson 06
     # shows this).
     "matmul_mixed_precision": "last_matmul:int8,mixed_layers:int8",
@@ -207,27 +207,69 @@ def merge_adapter(model_dir, adapter_dir, out_dir) -> Path:
     return Path(out_dir)
 
 
+@contextlib.contextmanager
+def _output_to(log_path: Path):
+    """Send everything printed while the block runs to ``log_path``: Python's ``print`` and
+    ``logging`` (through sys.stdout/sys.stderr) and the C++ libraries' output (file
+    descriptors 1 and 2, which Jupyter would otherwise show too)."""
+    import sys
+
+    with open(log_path, "w") as log:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        saved = []
+        try:
+            for fd in (1, 2):
+                saved.append((fd, os.dup(fd)))
+                os.dup2(log.fileno(), fd)
+        except OSError:  # no real file descriptors (an unusual host): Python-level capture only
+            pass
+        try:
+            with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+                yield
+        finally:
+            log.flush()
+            for fd, copy in saved:
+                os.dup2(copy, fd)
+                os.close(copy)
+
+
+def _log_tail(log_path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(log_path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
 def _run_builder(input_dir: Path, output_dir: Path, precision: str, device: str, cache_dir: Path, options: dict):
     """Run the onnxruntime-genai model builder in this process (its Python API).
 
     ``parse_extra_options`` validates the ``KEY=VALUE`` options and reads the HF config;
     ``create_model`` writes model.onnx(.data), genai_config.json and the tokenizer files.
+    The builder prints hundreds of progress lines; they go to ``builder.log`` next to
+    ``output_dir`` (the tail is shown if the build fails).
     """
     builder = _import_builder()
     kv = [f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in options.items()]
     args = (None, str(input_dir), str(output_dir), precision, device, str(cache_dir))
-    with _keep_root_logger(), warnings.catch_warnings():
-        # k_quant divides by zero for constant blocks and then ignores the result: harmless
-        warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
-        extra = builder.parse_extra_options(*args, kv)
-        builder.create_model(*args, **extra)
+    log_path = Path(output_dir).parent / "builder.log"
+    try:
+        with _output_to(log_path), _keep_root_logger(), warnings.catch_warnings():
+            # k_quant divides by zero for constant blocks and then ignores the result: harmless
+            warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
+            extra = builder.parse_extra_options(*args, kv)
+            builder.create_model(*args, **extra)
+    except Exception as e:
+        raise RuntimeError(f"The onnxruntime-genai builder failed ({type(e).__name__}: {e}). "
+                           f"The end of its output:\n{_log_tail(log_path)}") from e
 
 
 # --------------------------------------------------------------------------- export
 
 
 def export_onnx(
-    model_dir, adapter_dir=None, precision="int4", device="cpu", out=None, int4_options=None, force=False
+    model_dir, adapter_dir=None, precision="int4", device="cpu", out=None, int4_options=None, force=False,
+    verbose=True,
 ) -> Path:
     """Build an onnxruntime-genai model folder from a local HF model (+ optional LoRA adapter).
 
@@ -243,6 +285,8 @@ def export_onnx(
         int4_options: dict overriding ``DEFAULT_INT4_OPTIONS`` (builder option names);
             a value of None removes that option.
         force: rebuild even if ``out`` already holds an export of the same inputs.
+        verbose: print one summary line after a build (the builder's own output, hundreds
+            of lines, goes to ``out/builder.log``).
 
     Returns:
         The output folder; load it with ``GenAIModel(path)`` or ``onnxruntime_genai.Model(path)``.
@@ -251,7 +295,8 @@ def export_onnx(
     sizes and times of model and adapter, precision, options, versions); if it matches,
     ``out`` is returned at once. Otherwise the model is built in a temporary folder next
     to ``out`` that replaces ``out`` only when the build succeeded; a failed build leaves
-    ``out`` as it was and removes the temporary folder.
+    ``out`` as it was and removes the temporary folder (:func:`labkit.atomic.atomic_dir`).
+    Two processes exporting to the same ``out`` take turns, and the second reuses the first's build.
     """
     model_dir = _check_model_dir(model_dir)
     adapter_dir = _check_adapter_dir(adapter_dir) if adapter_dir is not None else None
@@ -291,27 +336,29 @@ def export_onnx(
             raise FileExistsError(f"{out} exists and is not a labkit export: delete it or pick another out=.")
 
     _import_builder()  # fail early (and before making folders) if it is missing
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        source = merge_adapter(model_dir, adapter_dir, tmp / "merged") if adapter_dir else model_dir
-        build = tmp / "onnx"
-        _run_builder(source, build, precision, device, tmp / "cache", options)
-        missing = [f for f in ("genai_config.json", "model.onnx") if not (build / f).is_file()]
-        if missing:
-            raise RuntimeError(f"The model builder did not write {missing} in {build}")
-        (build / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        previous = tmp / "previous"
-        if out.exists():
-            os.replace(out, previous)  # a directory can only replace an empty one
-        try:
-            os.replace(build, out)
-        except OSError:
-            if previous.exists():
-                os.replace(previous, out)
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    from .atomic import atomic_dir, locked
+
+    with locked(out):  # another kernel may be building the same folder: wait, then look again
+        if not force and _read_manifest(out) == manifest:
+            return out
+        start = time.perf_counter()
+        # tmp becomes `out`; the merged model, the builder's cache and its output are made in
+        # a work folder beside it, and only the finished files move into tmp
+        with atomic_dir(out) as tmp, tempfile.TemporaryDirectory(prefix=f".{out.name}.work-",
+                                                                dir=out.parent) as work:
+            work = Path(work)
+            source = merge_adapter(model_dir, adapter_dir, work / "merged") if adapter_dir else model_dir
+            _run_builder(source, work / "onnx", precision, device, work / "cache", options)
+            missing = [f for f in ("genai_config.json", "model.onnx") if not (work / "onnx" / f).is_file()]
+            if missing:
+                raise RuntimeError(f"The model builder did not write {missing} in {work / 'onnx'}")
+            for f in [*(work / "onnx").iterdir(), work / "builder.log"]:
+                if f.exists():
+                    os.replace(f, tmp / f.name)
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    if verbose:
+        print(f"Exported {precision} ONNX model to {out}: {folder_size_mb(out):.0f} MB in "
+              f"{time.perf_counter() - start:.0f} s (the builder's output is in {out / 'builder.log'})")
     return out
 
 
@@ -371,8 +418,12 @@ class GenAIModel:
             search.update(temperature=temperature, top_p=top_p, top_k=top_k)
         params.set_search_options(**search)
         generator = self._og.Generator(self.model, params)
+        self._before_prompt(generator)
         generator.append_tokens(list(input_ids))
         return generator
+
+    def _before_prompt(self, generator) -> None:
+        """Set up a request's generator before its prompt is processed (subclasses: pick an adapter)."""
 
     def stream(self, prompt_or_messages, max_new_tokens=64, do_sample=False, temperature=0.7, top_p=0.9, chat=True):
         """Yield the answer piece by piece as it is generated (stops at EOS or max_new_tokens)."""
@@ -414,28 +465,44 @@ class GenAIModel:
 
 
 def _torch_greedy(model, input_ids, max_new_tokens, eos_ids):
-    """Last-position logits of ``input_ids`` and the greedy continuation (stops at EOS)."""
+    """Last-position logits of ``input_ids`` (a float32 numpy array on the CPU) and the greedy
+    continuation (stops at EOS). Works on any device: the inputs go where the model is."""
     import torch
 
-    out = model(input_ids=torch.tensor([input_ids]), use_cache=True)
-    first_logits = out.logits[0, -1].float().numpy()
+    device = next(model.parameters()).device
+    out = model(input_ids=torch.tensor([input_ids], device=device), use_cache=True)
+    first_logits = out.logits[0, -1].float().cpu().numpy()
     new = []
     for _ in range(max_new_tokens):
         token = int(out.logits[0, -1].argmax())
         new.append(token)
-        if token in eos_ids:
+        if token in eos_ids or len(new) == max_new_tokens:
             break
-        out = model(input_ids=torch.tensor([[token]]), past_key_values=out.past_key_values, use_cache=True)
+        out = model(input_ids=torch.tensor([[token]], device=device), past_key_values=out.past_key_values,
+                    use_cache=True)
     return first_logits, new
+
+
+def greedy_match(reference: list, other: list) -> float:
+    """The share of ``reference``'s greedy tokens that ``other`` reproduces *before the first
+    difference*: after outputs diverge, each side continues a different text, so later tokens
+    that happen to agree say nothing. 1.0 only for identical outputs."""
+    same = 0
+    for a, b in zip(reference, other):
+        if a != b:
+            break
+        same += 1
+    return same / max(len(reference), len(other), 1)
 
 
 def parity(torch_model, tokenizer, onnx_path, prompts, max_new_tokens=16) -> dict:
     """Compare a PyTorch model (fp32, e.g. a PeftModel) with its ONNX export on the same token ids.
 
     For each prompt (tokenised with the HF ``tokenizer``, no chat template) it reports the
-    max abs difference of the last-position logits and the share of identical greedy
-    tokens over ``max_new_tokens`` steps (both sides decode greedily and stop at EOS; a
-    missing token counts as a mismatch). ``same_tokenizer`` says whether onnxruntime-genai's
+    max abs difference of the last-position logits and :func:`greedy_match`, the share of
+    greedy tokens the two sides agree on before their first difference, over
+    ``max_new_tokens`` steps (both decode greedily and stop at EOS). The PyTorch model may sit
+    on any device. ``same_tokenizer`` says whether onnxruntime-genai's
     tokenizer gives the same ids as the HF one.
 
     Returns ``{"prompts": [...per prompt...], "max_abs_diff": ..., "greedy_match": ...,
@@ -458,12 +525,11 @@ def parity(torch_model, tokenizer, onnx_path, prompts, max_new_tokens=16) -> dic
                 ids = tokenizer(prompt)["input_ids"]
                 ref_logits, ref_tokens = _torch_greedy(torch_model, ids, max_new_tokens, eos_ids)
                 onnx_tokens = onnx.greedy_ids(ids, max_new_tokens)
-                same = sum(a == b for a, b in zip(ref_tokens, onnx_tokens))
                 rows.append({
                     "prompt": prompt,
                     "n_tokens": len(ids),
                     "max_abs_diff": float(np.abs(ref_logits - onnx.logits(ids)).max()),
-                    "greedy_match": same / max(len(ref_tokens), len(onnx_tokens), 1),
+                    "greedy_match": greedy_match(ref_tokens, onnx_tokens),
                     "torch_tokens": ref_tokens,
                     "onnx_tokens": onnx_tokens,
                     "same_tokenizer": onnx.token_ids(prompt) == list(ids),

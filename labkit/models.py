@@ -16,11 +16,11 @@ too, wherever the hub is reachable.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -35,6 +35,19 @@ MARKER = "labkit_model.json"  # written last: a folder without it is not a finis
 
 class ModelNotFoundError(FileNotFoundError):
     """The requested model is not available; the message says what to do."""
+
+
+class ModelLoadError(RuntimeError):
+    """The model exists but could not be loaded (a missing library, too little memory, a corrupt
+    weights file); the message names the cause and what to do."""
+
+
+# bitsandbytes, imported by PEFT and transformers whenever it is installed, logs a warning on
+# CPUs with AVX512-BF16 that it could not download an optional faster 4-bit kernel from the
+# Hugging Face hub ("Failed to load CPU gemm_4bit_forward ..."). Nothing in the course needs
+# that kernel (and labkit turns the code path that would use it off: see
+# keep_4bit_weights_trainable), so the line would only confuse a learner.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 
 def labkit_home() -> Path:
@@ -85,15 +98,16 @@ def is_complete(model_dir: Path) -> bool:
 def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
     """De-quantise a GGUF file into a safetensors model folder at ``out_dir``, atomically.
 
-    The folder is built under a temporary name next to ``out_dir`` and renamed only when
-    complete, so an interrupted conversion never leaves a folder that looks usable.
+    The folder is built under a temporary name next to ``out_dir`` and moved into place only
+    when complete (:func:`labkit.atomic.atomic_dir`): an interrupted conversion never leaves
+    a folder that looks usable, and two kernels converting at once take turns.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from .atomic import atomic_dir
+
     gguf_path, out_dir = Path(gguf_path), Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
-    try:
+    with atomic_dir(out_dir) as tmp:
         try:
             tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
             model = AutoModelForCausalLM.from_pretrained(
@@ -113,11 +127,6 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
         (tmp / MARKER).write_text(json.dumps(
             {"source": str(gguf_path), "source_bytes": gguf_path.stat().st_size,
              "model": DEFAULT_MODEL, "note": "de-quantised from Q4_1 GGUF"}, indent=2))
-        if out_dir.exists():  # an old, incomplete or stale folder: replace it
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out_dir
 
 
@@ -131,8 +140,12 @@ def base_model_path(name_or_path: str | os.PathLike | None = None) -> str:
     if name_or_path is None:
         out = converted_model_dir()
         if not is_complete(out):
-            print(f"Converting the base model once into {out} (about a minute) ...", flush=True)
-            convert_gguf(find_gguf(), out)
+            from .atomic import locked
+
+            with locked(out):  # another kernel may be converting right now: wait, then look again
+                if not is_complete(out):
+                    print(f"Converting the base model once into {out} (about a minute) ...", flush=True)
+                    convert_gguf(find_gguf(), out)
         return str(out)
     path = Path(name_or_path).expanduser()
     if path.exists():
@@ -176,6 +189,8 @@ def load_base(name_or_path=None, quantization: str | None = None, dtype: torch.d
     ``quantization`` is ``None``, ``"nf4"`` or ``"int8"`` (bitsandbytes; CPU or GPU).
     ``dtype`` defaults to the hardware rule (fp32 on CPU, bf16/fp16 on GPU).
     The tokenizer always has a pad token (the EOS token when the model defines none).
+    Errors name their cause: :class:`ModelNotFoundError` for a missing or damaged model (the
+    damaged file named), :class:`ModelLoadError` for a missing library or too little memory.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -188,18 +203,118 @@ def load_base(name_or_path=None, quantization: str | None = None, dtype: torch.d
         kwargs["quantization_config"] = qconfig
         kwargs["device_map"] = {"": 0 if device == "cuda" else "cpu"}
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
-    except Exception as e:  # missing files, corrupt safetensors, no network
-        where = "local folder" if Path(path).exists() else "Hugging Face hub id"
-        hint = ("If it is the course default, delete the folder and load again to reconvert it."
-                if Path(path).exists() else
-                "Check the id and your network (the hub is unreachable offline); "
-                "leave name_or_path empty for the offline default.")
-        raise ModelNotFoundError(f"Could not load model from {where} {path!r}: {e}\n{hint}") from e
+        with _no_loading_bars():
+            tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+            model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    except Exception as e:
+        raise _load_error(path, quantization, e) from e
     if qconfig is None:
         model.to(device)
+    else:
+        keep_4bit_weights_trainable(model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model.eval()
     return model, tokenizer
+
+
+@contextlib.contextmanager
+def _no_loading_bars():
+    """Hide transformers' "Loading weights" progress bar (a second on a local folder) while the
+    block runs; restore the setting afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
+def _corrupt_weight_file(folder: Path) -> Path | None:
+    """The first ``*.safetensors`` file in ``folder`` whose header cannot be read, if any."""
+    from safetensors import safe_open
+
+    for f in sorted(folder.glob("*.safetensors")):
+        try:
+            with safe_open(f, framework="pt") as handle:
+                handle.keys()
+        except Exception:
+            return f
+    return None
+
+
+def _load_error(path: str, quantization: str | None, e: Exception) -> Exception:
+    """Turn an exception from ``from_pretrained`` into a labkit error that names its cause.
+
+    Only a damaged or missing model is a reason to delete and reconvert the folder; a missing
+    library, too little memory or no network each get their own message."""
+    local = Path(path).exists()
+    what = f"{'local folder' if local else 'Hugging Face hub id'} {path!r}"
+    text = f"{type(e).__name__}: {e}"
+    if isinstance(e, (MemoryError, torch.OutOfMemoryError)) or "out of memory" in str(e).lower():
+        return ModelLoadError(
+            f"Ran out of memory loading {what} ({text}). Close other notebooks or programs, or load "
+            "a smaller model, or a 4-bit copy with quantization='nf4' (needs bitsandbytes).")
+    if isinstance(e, ImportError):
+        if "bitsandbytes" in str(e) and "requires bitsandbytes" in str(e).replace("`", ""):
+            return ModelLoadError(
+                f"quantization={quantization!r} needs bitsandbytes, which is not installed ({text}). "
+                "Install it with  pip install bitsandbytes  and restart the kernel, or load without quantization.")
+        return ModelLoadError(f"Loading {what} needs a library that is missing ({text}). Install the package "
+                              "the message names, then restart the kernel.")
+    if local:
+        bad = _corrupt_weight_file(Path(path))
+        if bad is not None:
+            hint = ("It is the course default: delete the folder and load again to reconvert it."
+                    if Path(path).resolve() == converted_model_dir().resolve() else
+                    "Save the model there again (save_pretrained), or delete the folder.")
+            return ModelNotFoundError(f"The weights file {bad} is damaged: it cannot be read ({text}). {hint}")
+        if isinstance(e, OSError):  # a file transformers needs is missing from the folder
+            return ModelNotFoundError(
+                f"Could not load model from {what}: {text}\nThe folder is incomplete. If it is the course "
+                "default, delete the folder and load again to reconvert it; otherwise save the model there "
+                "again with save_pretrained().")
+        return ModelLoadError(f"Could not load model from {what}: {text}")
+    if isinstance(e, OSError):  # no such id, or no network
+        return ModelNotFoundError(
+            f"Could not load model from {what}: {text}\nCheck the id and your network (the hub is "
+            "unreachable offline); leave name_or_path empty for the offline default.")
+    return ModelLoadError(f"Could not load model from {what}: {text}")
+
+
+def keep_4bit_weights_trainable(model) -> int:
+    """Keep bitsandbytes from switching a 4-bit model to its inference-only CPU kernel.
+
+    On a CPU with AVX512-BF16, bitsandbytes 0.50's ``Linear4bit.forward`` repacks a layer's
+    weights into another layout the first time it runs in eval mode without gradients (an
+    evaluation, a generation), and from then on ``matmul_4bit`` sends *every* call of that
+    layer, training included, to ``gemv_4bit``, a kernel without a backward pass. Gradients
+    then stop at the layer without an error, and QLoRA trains only the adapters' direct paths
+    (lesson 03 once showed QLoRA's validation loss barely moving, at a suspiciously fast step).
+
+    This turns the repacking off for every 4-bit layer of ``model`` and undoes it where it has
+    happened already. Every CPU then runs the same path: de-quantise, then multiply in the
+    compute dtype, with a backward pass. Returns how many layers were repacked before.
+    Called by :func:`load_base` and by ``labkit.train`` before QLoRA training.
+    """
+    try:
+        import bitsandbytes as bnb
+    except ImportError:
+        return 0
+    repacked = 0
+    for module in model.modules():
+        if not isinstance(module, bnb.nn.Linear4bit):
+            continue
+        module.support_avx512bf16_for_cpu = False  # read by Linear4bit.forward before repacking
+        state = module.weight.quant_state
+        if getattr(state, "packing_format_for_cpu", False):
+            from bitsandbytes.functional import _convert_weight_packed_for_cpu_inverse
+
+            module.weight.data, module.weight.quant_state = _convert_weight_packed_for_cpu_inverse(
+                module.weight.data, state)
+            module.quant_state = module.weight.quant_state
+            repacked += 1
+    return repacked

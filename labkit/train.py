@@ -26,6 +26,9 @@ import torch
 from . import env
 
 
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
 @dataclass
 class TrainConfig:
     """Everything that shapes a run. Printed at the start so a learner sees every default."""
@@ -56,12 +59,30 @@ class TrainConfig:
     report_to: str = "none"          # "tensorboard": write TensorBoard event files too
     logging_dir: str | None = None   # where TensorBoard logs go (default: output_dir/runs)
     seed: int = 0
+    # None: labkit's hardware rule (labkit.env): fp32 and no checkpointing on CPU, bf16/fp16 and
+    # checkpointing on a GPU. Set them to override the rule for one run.
+    dtype: str | None = None         # "float32" | "bfloat16" | "float16" (mixed precision)
+    gradient_checkpointing: bool | None = None  # recompute activations: less memory, more compute
+    eval_batch_size: int | None = None  # None: max(batch_size, 16)
+    modules_to_save: list | None = None  # layers trained and saved in full next to LoRA (e.g. ["lm_head"])
 
     def __post_init__(self):
         if self.method not in ("lora", "qlora", "full"):
             raise ValueError(f"method={self.method!r}: use 'lora', 'qlora' or 'full'.")
         if self.report_to not in ("none", "tensorboard"):
             raise ValueError(f"report_to={self.report_to!r}: use 'none' or 'tensorboard'.")
+        if self.dtype not in (None, *DTYPES):
+            raise ValueError(f"dtype={self.dtype!r}: use one of {sorted(DTYPES)} or None (the hardware rule).")
+
+    def train_dtype(self, dev: str | None = None) -> torch.dtype:
+        """The training dtype: ``dtype`` if set, else the hardware rule (:func:`labkit.env.train_dtype`)."""
+        return DTYPES[self.dtype] if self.dtype else env.train_dtype(dev)
+
+    def uses_gradient_checkpointing(self, dev: str | None = None) -> bool:
+        """``gradient_checkpointing`` if set, else the hardware rule (:func:`labkit.env.use_gradient_checkpointing`)."""
+        if self.gradient_checkpointing is None:
+            return env.use_gradient_checkpointing(dev)
+        return self.gradient_checkpointing
 
     @property
     def restores_best(self) -> bool:
@@ -104,7 +125,8 @@ def lora_config(cfg: TrainConfig):
     from peft import LoraConfig
 
     return LoraConfig(r=cfg.r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                      target_modules=cfg.target_modules, task_type="CAUSAL_LM", bias="none")
+                      target_modules=cfg.target_modules, modules_to_save=cfg.modules_to_save,
+                      task_type="CAUSAL_LM", bias="none")
 
 
 def add_lora(model, cfg: TrainConfig):
@@ -113,7 +135,8 @@ def add_lora(model, cfg: TrainConfig):
 
     if cfg.method == "qlora":
         model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=env.use_gradient_checkpointing())
+            model, use_gradient_checkpointing=cfg.uses_gradient_checkpointing())
+        _keep_4bit_trainable(model)
     return get_peft_model(model, lora_config(cfg))
 
 
@@ -122,14 +145,14 @@ def sft_config(cfg: TrainConfig, output_dir: Path, has_eval: bool):
     from trl import SFTConfig
 
     dev = env.device()
-    dtype = env.train_dtype(dev)
+    dtype = cfg.train_dtype(dev)
     evaluate = bool(has_eval and cfg.eval_steps)
     restore_best = evaluate and cfg.restores_best
     return SFTConfig(
         output_dir=str(output_dir),
         max_steps=cfg.max_steps,
         per_device_train_batch_size=cfg.batch_size,
-        per_device_eval_batch_size=max(cfg.batch_size, 16),
+        per_device_eval_batch_size=cfg.eval_batch_size or max(cfg.batch_size, 16),
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         learning_rate=cfg.learning_rate,
         lr_scheduler_type=cfg.lr_scheduler_type,
@@ -142,7 +165,8 @@ def sft_config(cfg: TrainConfig, output_dir: Path, has_eval: bool):
         packing=False,
         bf16=dtype == torch.bfloat16,         # TRL defaults to bf16=True, even on CPU
         fp16=dtype == torch.float16,
-        gradient_checkpointing=env.use_gradient_checkpointing(dev),  # TRL defaults to True
+        activation_checkpointing=cfg.uses_gradient_checkpointing(dev),  # TRL defaults to True; the
+                                              # old name gradient_checkpointing warns in transformers 5
         logging_steps=cfg.logging_steps,
         eval_strategy="steps" if evaluate else "no",
         eval_steps=cfg.eval_steps if evaluate else None,
@@ -253,8 +277,8 @@ def finetune(model, tokenizer, train_pairs, eval_pairs=None, config: TrainConfig
 
     if verbose:
         print(f"{cfg.method.upper()} fine-tuning on {env.device()} "
-              f"({str(env.train_dtype()).replace('torch.', '')}, gradient checkpointing "
-              f"{'on' if env.use_gradient_checkpointing() else 'off'}), output: {output_dir}")
+              f"({str(cfg.train_dtype()).replace('torch.', '')}, gradient checkpointing "
+              f"{'on' if cfg.uses_gradient_checkpointing() else 'off'}), output: {output_dir}")
         print("config:", {k: v for k, v in dataclasses.asdict(cfg).items()})
     if cfg.early_stopping_patience and not (eval_pairs and cfg.eval_steps):
         raise ValueError("early_stopping_patience needs validation data (eval_pairs) and eval_steps: "
@@ -278,6 +302,7 @@ def finetune(model, tokenizer, train_pairs, eval_pairs=None, config: TrainConfig
         cbs.append(EarlyStoppingCallback(early_stopping_patience=cfg.early_stopping_patience))
     if cfg.report_to == "tensorboard":
         cbs.append(tensorboard_callback(cfg.logging_dir or output_dir / "runs"))
+    _quiet_dataset_maps()
     trainer = SFTTrainer(
         model=model, args=args, processing_class=tokenizer,
         train_dataset=Dataset.from_list(list(train_pairs)),
@@ -285,7 +310,7 @@ def finetune(model, tokenizer, train_pairs, eval_pairs=None, config: TrainConfig
         callbacks=cbs,
     )
     if cfg.method == "qlora":
-        _adapter_dtype_follows_hardware(trainer.model)
+        _adapter_dtype_follows_hardware(trainer.model, cfg.train_dtype())
     checkpoint = resumable_checkpoint(output_dir, fp, verbose) if resume else None
     if not resume and output_dir.is_dir():
         for old in output_dir.glob("checkpoint-*"):  # a fresh run: old checkpoints are not ours
@@ -347,12 +372,12 @@ def tensorboard_callback(log_dir):
     return TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(log_dir)))
 
 
-def _adapter_dtype_follows_hardware(model) -> None:
+def _adapter_dtype_follows_hardware(model, dtype: torch.dtype) -> None:
     """TRL casts the trainable (LoRA) weights of a quantised model to bf16, whatever the
     hardware. Where bf16 is not the training dtype (CPU: no native bf16, a step ~2x slower;
     fp16 GPUs such as the T4: mixed precision wants fp32 master weights) keep them in fp32.
     Called after the trainer is built and before it creates its optimizer."""
-    if env.train_dtype() == torch.bfloat16:
+    if dtype == torch.bfloat16:
         return  # the QLoRA paper's recipe: bf16 adapters on a bf16-capable GPU
     for param in model.parameters():
         if param.requires_grad and param.dtype != torch.float32:
@@ -360,19 +385,37 @@ def _adapter_dtype_follows_hardware(model) -> None:
 
 
 def _save_atomically(model, tokenizer, adapter_dir: Path, cfg, base_name, fp, history, final):
-    """Save to a temporary folder, then rename: an interrupted save never leaves a folder
-    that looks like a finished adapter (``labkit_run.json`` is written last)."""
-    tmp = adapter_dir.with_name(adapter_dir.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    _write_model_card(tmp, cfg, base_name, final)
-    (tmp / "labkit_run.json").write_text(json.dumps(
-        {"fingerprint": fp, "base_model": base_name, "config": dataclasses.asdict(cfg),
-         "result": final, "history": history}, indent=1, default=str))
-    if adapter_dir.exists():
-        shutil.rmtree(adapter_dir)
-    os.replace(tmp, adapter_dir)
+    """Save to a temporary folder, then move it into place (:func:`labkit.atomic.atomic_dir`):
+    an interrupted or failed save never leaves a folder that looks like a finished adapter, the
+    previous adapter stays until the new one is in place, and two processes take turns."""
+    from .atomic import atomic_dir
+
+    with atomic_dir(adapter_dir) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        _write_model_card(tmp, cfg, base_name, final)
+        (tmp / "labkit_run.json").write_text(json.dumps(
+            {"fingerprint": fp, "base_model": base_name, "config": dataclasses.asdict(cfg),
+             "result": final, "history": history}, indent=1, default=str))
+
+
+def _quiet_dataset_maps() -> None:
+    """TRL prepares the data with four ``datasets.map`` passes (add EOS, tokenise, labels,
+    truncate), each with its own progress bar per split: eight bars that flash by for a few
+    hundred short examples and bury the training output. Turn the datasets library's bars off
+    (the training progress bar is the trainer's own and stays)."""
+    from datasets.utils.tqdm import disable_progress_bars
+
+    disable_progress_bars()
+
+
+def _keep_4bit_trainable(model) -> None:
+    """QLoRA on a CPU with AVX512-BF16: stop bitsandbytes from sending the 4-bit layers to its
+    inference-only kernel, which has no backward pass (see
+    :func:`labkit.models.keep_4bit_weights_trainable`)."""
+    from .models import keep_4bit_weights_trainable
+
+    keep_4bit_weights_trainable(model)
 
 
 def _load_finished(model, cfg, output_dir, adapter_dir, info) -> TrainResult:

@@ -247,7 +247,8 @@ def reference_loss(model, tokenizer, pairs):
     total, count = 0.0, 0
     for p in pairs:
         n_prompt = len(tokenizer(p["prompt"], add_special_tokens=False)["input_ids"])
-        ids = tokenizer(p["prompt"] + p["completion"], add_special_tokens=False)["input_ids"]
+        # training (TRL) appends EOS to the completion: the model also learns to stop
+        ids = tokenizer(p["prompt"] + p["completion"] + tokenizer.eos_token, add_special_tokens=False)["input_ids"]
         logp = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0].float(), dim=-1)
         for pos in range(n_prompt, len(ids)):
             total -= float(logp[pos - 1, ids[pos]])
@@ -261,6 +262,47 @@ def test_completion_loss_and_perplexity(tiny_model, tiny_tokenizer):
     assert 0 < loss < 20
     ppl = evaluate.perplexity(tiny_model, tiny_tokenizer, PAIRS, batch_size=2)
     assert ppl == pytest.approx(math.exp(loss), rel=1e-6)
+
+
+def test_completion_loss_is_the_loss_trl_trains_on(tiny_model, tiny_tokenizer, tmp_path):
+    """Same tokens, same masking, same EOS, same number as the SFTTrainer's eval_loss."""
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    from labkit import train
+
+    pairs = PAIRS + [{"prompt": "x -", "completion": "> joy"}]  # " -" and ">" merge into " ->"
+    args = train.sft_config(train.TrainConfig(batch_size=8), tmp_path, has_eval=True)
+    trainer = SFTTrainer(model=tiny_model, args=args, processing_class=tiny_tokenizer,
+                         train_dataset=Dataset.from_list(pairs), eval_dataset=Dataset.from_list(pairs))
+    for row, pair in zip(trainer.eval_dataset, pairs):
+        ids, labels = evaluate.completion_tokens(tiny_tokenizer, pair)
+        assert (row["input_ids"], row["labels"]) == (ids, labels)
+        assert ids[-1] == tiny_tokenizer.eos_token_id
+    merged = evaluate.completion_tokens(tiny_tokenizer, pairs[-1])
+    n_prompt = len(tiny_tokenizer(pairs[-1]["prompt"])["input_ids"])
+    assert merged[1].count(-100) < n_prompt  # the merged token is learned, as in training
+    loss = evaluate.completion_loss(tiny_model, tiny_tokenizer, pairs, batch_size=3)  # two batches
+    assert loss == pytest.approx(trainer.evaluate()["eval_loss"], rel=1e-4)  # one eval batch of 16
+    assert not tiny_model.training
+
+
+def test_parse_json_list_with_brackets_inside_strings():
+    assert evaluate.parse_json_list('["salt [to taste]", "eggs"] done') == ["salt [to taste]", "eggs"]
+    assert evaluate.parse_json_list('Note [1]: ["flour"]') == ["1"]  # the first list wins
+    assert evaluate.parse_json_list('[not json] but ["milk"]') == ["milk"]
+
+
+def test_extract_sql_ignores_prose():
+    assert evaluate.extract_sql("a query with a join") == "a query with a join"
+    assert evaluate.extract_sql("You can select the names") == "You can select the names"
+    assert evaluate.extract_sql("You can select the names like this:\nSELECT name FROM customers;") == \
+        "SELECT name FROM customers"
+    assert evaluate.extract_sql("Use a query with a join: SELECT o.id FROM orders o JOIN c ON 1;") == \
+        "SELECT o.id FROM orders o JOIN c ON 1"
+    assert evaluate.extract_sql("WITH big AS (SELECT * FROM t) SELECT count(*) FROM big;\n\nDone.") == \
+        "WITH big AS (SELECT * FROM t) SELECT count(*) FROM big"
+    assert evaluate.extract_sql("Here it is:\n```\nselect name\nfrom customers\n```") == "select name\nfrom customers"
 
 
 def test_shared_prefix_cache_gives_the_same_logits(tiny_model, tiny_tokenizer):

@@ -55,6 +55,11 @@ def make_tiny_model(path: Path) -> Path:
     return path
 
 
+def entries(folder):
+    """What a folder holds, without labkit.atomic's lock files (``.<name>.lock``)."""
+    return sorted(p.name for p in Path(folder).iterdir() if not p.name.endswith(".lock"))
+
+
 def load_torch(model_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -88,6 +93,42 @@ def test_fp32_export_matches_pytorch(tiny, home, fp32_dir):
     assert report["max_abs_diff"] < 1e-3
     assert report["all_greedy_identical"] and report["greedy_match"] == 1.0
     assert all(r["same_tokenizer"] for r in report["prompts"])
+
+
+def test_builder_output_goes_to_a_log_and_one_summary_line(tiny, tmp_path, capfd):
+    out = export_onnx(tiny, precision="fp32", out=tmp_path / "quiet")
+    printed = capfd.readouterr()
+    lines = [line for line in (printed.out + printed.err).splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Exported fp32 ONNX model to"), lines
+    assert (out / "builder.log").stat().st_size > 0  # what the builder printed is kept, not lost
+
+
+def test_greedy_match_counts_the_shared_prefix_only():
+    assert export.greedy_match([1, 2, 3, 4], [1, 2, 3, 4]) == 1.0
+    assert export.greedy_match([1, 2, 3, 4], [1, 9, 3, 4]) == 0.25  # equal again after diverging: not counted
+    assert export.greedy_match([1, 2, 3, 4], [1, 2]) == 0.5
+    assert export.greedy_match([], []) == 0.0
+
+
+def test_torch_greedy_feeds_the_model_on_its_own_device():
+    """On a GPU the inputs must go to the model's device; a meta-device model stands in for one."""
+    from types import SimpleNamespace
+
+    class Recorder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.zeros(1, device="meta"))
+            self.devices = []
+
+        def forward(self, input_ids, past_key_values=None, use_cache=True):
+            self.devices.append(input_ids.device.type)
+            logits = torch.zeros(1, input_ids.shape[1], 5)
+            logits[..., 3] = 1.0
+            return SimpleNamespace(logits=logits, past_key_values=None)
+
+    model = Recorder()
+    first, tokens = export._torch_greedy(model, [1, 2], 3, eos_ids={4})
+    assert model.devices == ["meta"] * 3 and tokens == [3, 3, 3] and first.shape == (5,)
 
 
 def test_genai_model_runtime(tiny, fp32_dir):
@@ -170,7 +211,7 @@ def test_atomic_and_cached(tiny, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="boom"):
         export_onnx(tiny, precision="fp32", out=out)
     assert not out.exists()
-    assert list(out.parent.iterdir()) == []  # no temporary folder left behind
+    assert entries(out.parent) == []  # no temporary folder left behind
 
     def counting_builder(*args):
         calls.append(args)
@@ -195,7 +236,7 @@ def test_atomic_and_cached(tiny, tmp_path, monkeypatch):
     monkeypatch.setattr(export, "_run_builder", failing_builder)
     with pytest.raises(RuntimeError):
         export_onnx(tiny, precision="fp32", out=out, force=True)
-    assert (out / "genai_config.json").is_file() and sorted(p.name for p in out.parent.iterdir()) == [out.name]
+    assert (out / "genai_config.json").is_file() and entries(out.parent) == [out.name]
 
 
 def test_bad_inputs(tiny, tmp_path, monkeypatch):

@@ -10,6 +10,11 @@ from labkit import models
 from conftest import build_model, build_tokenizer
 
 
+def entries(folder):
+    """What a folder holds, without the lock files of labkit.atomic (``.<name>.lock``)."""
+    return sorted(p.name for p in Path(folder).iterdir() if not p.name.endswith(".lock"))
+
+
 @pytest.fixture()
 def tiny_folder(tmp_path, tiny_tokenizer):
     folder = tmp_path / "tiny-llama"
@@ -25,10 +30,13 @@ def home(tmp_path, monkeypatch):
 
 
 def test_load_base_from_a_local_folder(tiny_folder):
+    from labkit import env
+
     model, tok = models.load_base(tiny_folder)
-    assert model.dtype == torch.float32 and not model.training
+    assert model.dtype == env.train_dtype() and not model.training  # fp32 on a CPU, bf16/fp16 on a GPU
+    assert model.device.type == env.device()
     assert tok.pad_token is not None
-    ids = tok("hello", return_tensors="pt")
+    ids = tok("hello", return_tensors="pt").to(model.device)
     assert model(**ids).logits.shape[-1] == model.config.vocab_size
 
 
@@ -45,7 +53,47 @@ def test_unknown_model_name_is_a_clear_error():
 
 def test_corrupt_weights_say_what_to_do(tiny_folder):
     (tiny_folder / "model.safetensors").write_bytes(b"this is not a safetensors file")
-    with pytest.raises(models.ModelNotFoundError, match="delete the folder"):
+    with pytest.raises(models.ModelNotFoundError, match="model.safetensors is damaged.*delete the folder"):
+        models.load_base(tiny_folder)
+
+
+def _failing_load(monkeypatch, error):
+    import transformers
+
+    def load(*args, **kwargs):
+        raise error
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", load)
+
+
+def test_out_of_memory_is_not_called_a_broken_model(tiny_folder, monkeypatch):
+    _failing_load(monkeypatch, torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    with pytest.raises(models.ModelLoadError, match="Ran out of memory") as err:
+        models.load_base(tiny_folder)
+    assert "delete" not in str(err.value)
+    _failing_load(monkeypatch, MemoryError())
+    with pytest.raises(models.ModelLoadError, match="Ran out of memory"):
+        models.load_base(tiny_folder)
+
+
+def test_missing_bitsandbytes_says_how_to_install(tiny_folder, monkeypatch):
+    # what transformers raises when bitsandbytes is not installed
+    _failing_load(monkeypatch, ImportError("Using `bitsandbytes` 4-bit quantization requires bitsandbytes: "
+                                           "`pip install -U bitsandbytes>=0.46.1`"))
+    with pytest.raises(models.ModelLoadError, match="quantization='nf4' needs bitsandbytes.*pip install bitsandbytes") as err:
+        models.load_base(tiny_folder, quantization="nf4")
+    assert "delete" not in str(err.value)
+
+
+def test_an_unexpected_error_keeps_its_own_message(tiny_folder, monkeypatch):
+    _failing_load(monkeypatch, ValueError("rope_scaling must be a dict"))
+    with pytest.raises(models.ModelLoadError, match="ValueError: rope_scaling must be a dict") as err:
+        models.load_base(tiny_folder)
+    assert "delete" not in str(err.value)
+
+
+def test_a_missing_file_is_an_incomplete_folder(tiny_folder):
+    (tiny_folder / "model.safetensors").unlink()
+    with pytest.raises(models.ModelNotFoundError, match="incomplete"):
         models.load_base(tiny_folder)
 
 
@@ -83,7 +131,7 @@ def test_conversion_writes_a_complete_folder(tmp_path, monkeypatch, tiny_tokeniz
     assert models.is_complete(out)
     assert (out / "config.json").is_file() and (out / "model.safetensors").is_file()
     assert "quantization_config" not in json.loads((out / "config.json").read_text())
-    assert [p.name for p in (tmp_path / "out").iterdir()] == ["model"]  # no temporary folder left
+    assert entries(tmp_path / "out") == ["model"]  # no temporary folder left
 
 
 def test_a_failed_conversion_leaves_no_usable_looking_folder(tmp_path, monkeypatch, tiny_tokenizer):
@@ -92,7 +140,7 @@ def test_a_failed_conversion_leaves_no_usable_looking_folder(tmp_path, monkeypat
     _fake_gguf_loaders(monkeypatch, tiny_tokenizer, fail_at="model")
     with pytest.raises(models.ModelNotFoundError, match="force-reinstall"):
         models.convert_gguf(gguf, tmp_path / "out" / "model")
-    assert list((tmp_path / "out").iterdir()) == []
+    assert entries(tmp_path / "out") == []
 
 
 def test_an_interrupted_save_leaves_nothing_behind(tmp_path, monkeypatch, tiny_tokenizer):
@@ -106,7 +154,7 @@ def test_an_interrupted_save_leaves_nothing_behind(tmp_path, monkeypatch, tiny_t
     monkeypatch.setattr(transformers.PreTrainedTokenizerFast, "save_pretrained", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         models.convert_gguf(gguf, tmp_path / "out" / "model")
-    assert list((tmp_path / "out").iterdir()) == []
+    assert entries(tmp_path / "out") == []
 
 
 def test_default_model_is_converted_once_then_reused(home, tmp_path, monkeypatch, tiny_tokenizer):
@@ -141,3 +189,30 @@ def test_quantization_configs():
     assert models.quantization_config(None) is None
     with pytest.raises(ValueError, match="nf4"):
         models.quantization_config("int3")
+
+
+def test_two_kernels_loading_the_default_at_once_convert_it_once(home, tmp_path, monkeypatch, tiny_tokenizer):
+    import threading
+    import time
+
+    gguf = tmp_path / "fake.gguf"
+    gguf.write_bytes(b"GGUF")
+    monkeypatch.setattr(models, "find_gguf", lambda: gguf)
+    _fake_gguf_loaders(monkeypatch, tiny_tokenizer)
+    calls, results = [], []
+    real_convert = models.convert_gguf
+
+    def slow_convert(*args):
+        calls.append(args)
+        time.sleep(0.5)  # long enough for the other thread to arrive while this one converts
+        return real_convert(*args)
+
+    monkeypatch.setattr(models, "convert_gguf", slow_convert)
+    threads = [threading.Thread(target=lambda: results.append(models.base_model_path())) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(results) == 2 and results[0] == results[1]
+    assert models.is_complete(Path(results[0]))
+    assert entries(Path(results[0]).parent) == [Path(results[0]).name]

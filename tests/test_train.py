@@ -103,10 +103,21 @@ def test_a_finished_run_is_reused_only_with_the_same_inputs(tiny_tokenizer, tmp_
     assert not changed.reused
 
 
-def test_cpu_settings_are_fp32_without_checkpointing(tmp_path):
+def test_cpu_settings_are_fp32_without_checkpointing(tmp_path, monkeypatch):
+    from labkit import env
+
+    monkeypatch.setattr(env, "device", lambda: "cpu")  # the CPU rule, on any machine
     args = train.sft_config(tiny_config(), tmp_path, has_eval=False)
     assert not args.bf16 and not args.fp16 and not args.gradient_checkpointing
     assert args.completion_only_loss is True
+
+
+def test_sft_config_uses_the_current_checkpointing_argument(tmp_path):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # `gradient_checkpointing` is deprecated in transformers 5
+        train.sft_config(tiny_config(), tmp_path, has_eval=False)
 
 
 def test_unknown_method_is_rejected():
@@ -115,14 +126,32 @@ def test_unknown_method_is_rejected():
 
 
 def test_qlora_adapters_stay_fp32_on_cpu():
-    # TRL casts a quantised model's trainable weights to bf16; on a CPU labkit casts them back
+    # TRL casts a quantised model's trainable weights to bf16; where training is fp32 labkit casts them back
     import torch
 
     model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 4)).to(torch.bfloat16)
     model[0].requires_grad_(False)
-    train._adapter_dtype_follows_hardware(model)
+    train._adapter_dtype_follows_hardware(model, torch.float32)
     assert model[1].weight.dtype == torch.float32      # trainable: back to fp32
     assert model[0].weight.dtype == torch.bfloat16     # frozen: untouched
+
+
+def test_config_overrides_the_hardware_rule_only_when_set():
+    import torch
+
+    from labkit import env
+
+    default = train.TrainConfig()
+    assert default.train_dtype("cpu") == env.train_dtype("cpu") == torch.float32
+    assert default.uses_gradient_checkpointing("cpu") is env.use_gradient_checkpointing("cpu") is False
+    chosen = train.TrainConfig(dtype="bfloat16", gradient_checkpointing=True, eval_batch_size=3,
+                               modules_to_save=["lm_head"])
+    assert chosen.train_dtype("cpu") == torch.bfloat16 and chosen.uses_gradient_checkpointing("cpu")
+    args = train.sft_config(chosen, "/tmp/x", has_eval=True)
+    assert args.bf16 and args.activation_checkpointing and args.per_device_eval_batch_size == 3
+    assert train.lora_config(chosen).modules_to_save == ["lm_head"]
+    with pytest.raises(ValueError, match="dtype='fp8'"):
+        train.TrainConfig(dtype="fp8")
 
 
 # --- resume only the same run; skip half-written checkpoints; early stopping; no mutation ------
