@@ -28,6 +28,7 @@ def record(**numbers) -> dict:
     clean = {k: (round(float(v), 4) if isinstance(v, (int, float)) else v) for k, v in numbers.items()}
     path = os.environ.get(METRICS_ENV)
     if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         old = json.loads(Path(path).read_text()) if Path(path).is_file() else {}
         Path(path).write_text(json.dumps({**old, **clean}, indent=2))
     return clean
@@ -38,7 +39,8 @@ def run_notebook(path: Path, out_dir: Path, timeout: int = 1800) -> dict:
     import nbformat
     from nbclient import NotebookClient
 
-    metrics_file = out_dir / f"{path.stem}.metrics.json"
+    # absolute: the kernel runs in the notebook's folder, not in ours
+    metrics_file = (Path(out_dir) / f"{path.stem}.metrics.json").resolve()
     metrics_file.unlink(missing_ok=True)
     os.environ[METRICS_ENV] = str(metrics_file)
     nb = nbformat.read(path, as_version=4)
@@ -71,7 +73,7 @@ def main(argv=None) -> int:
     p.add_argument("notebooks", nargs="?", default="notebooks")
     p.add_argument("--out", default="course-report")
     args = p.parse_args(argv)
-    out_dir = Path(args.out)
+    out_dir = Path(args.out).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for nb in sorted(Path(args.notebooks).glob("[0-9][0-9]_*.ipynb")):

@@ -163,31 +163,59 @@ def find_leaks(train: list[dict], test: list[dict], field: str) -> list[str]:
 
 # --- splitting ----------------------------------------------------------------------------
 
+def _held_out_counts(sizes: list[int], fractions) -> list[tuple[int, int]]:
+    """(validation, test) counts per stratum: each stratum's share, rounded. When that
+    rounding leaves a held-out split empty (a small labelled set: 5 labels x 4 examples
+    rounds 0.4 to 0 five times), the shares are rounded cumulatively instead, so the totals
+    are the overall share. Every stratum keeps at least one training example."""
+    counts = [(round(n * fractions[1]), round(n * fractions[2])) for n in sizes]
+    total = sum(sizes)
+    if ((fractions[1] and not sum(c[0] for c in counts) and round(total * fractions[1]))
+            or (fractions[2] and not sum(c[1] for c in counts) and round(total * fractions[2]))):
+        counts, seen, before = [], 0, (0, 0)
+        for n in sizes:
+            seen += n
+            after = (round(seen * fractions[1]), round(seen * fractions[2]))
+            counts.append((after[0] - before[0], after[1] - before[1]))
+            before = after
+    capped = []
+    for n, (n_val, n_test) in zip(sizes, counts):
+        n_test = min(n_test, max(n - 1, 0))
+        capped.append((min(n_val, max(n - 1 - n_test, 0)), n_test))
+    return capped
+
+
 def stratified_split(records: list[dict], label_field: str | None = None,
-                     fractions=(0.8, 0.1, 0.1), seed: int = 0) -> dict[str, list[dict]]:
+                     fractions=(0.8, 0.1, 0.1), seed: int = 0,
+                     group_field: str | None = None) -> dict[str, list[dict]]:
     """Split into train/validation/test. With ``label_field``, each label is split in the
     same proportions (stratified), so every split has the same label balance.
 
     Near-duplicates (equal after :func:`normalize_text` of the whole record) always land in
-    the same split, so the test split never holds a copy of a training example.
+    the same split, so the test split never holds a copy of a training example. With
+    ``group_field``, all records with the same (normalised) value of that field land in one
+    split: e.g. ``"query"`` for text-to-SQL, so no test answer was seen in training.
     """
     if abs(sum(fractions) - 1) > 1e-6 or len(fractions) != 3:
         raise ValueError(f"fractions must be 3 numbers that sum to 1, got {fractions}")
     groups: dict[str, list[dict]] = defaultdict(list)  # near-duplicate groups
     for r in records:
-        key = normalize_text(" ".join(str(v) for k, v in sorted(r.items()) if k != "_source"
-                                      and k != label_field))
+        if group_field:
+            key = normalize_text(str(r[group_field]))
+        else:
+            key = normalize_text(" ".join(str(v) for k, v in sorted(r.items()) if k != "_source"
+                                          and k != label_field))
         groups[key].append(r)
     strata: dict[object, list[list[dict]]] = defaultdict(list)
     for group in groups.values():
         strata[group[0].get(label_field) if label_field else None].append(group)
     rng = random.Random(seed)
     out = {s: [] for s in SPLITS}
-    for key in sorted(strata, key=str):
+    keys = sorted(strata, key=str)
+    counts = _held_out_counts([len(strata[k]) for k in keys], fractions)
+    for key, (n_val, n_test) in zip(keys, counts):
         items = strata[key]
         rng.shuffle(items)
-        n = len(items)
-        n_val, n_test = round(n * fractions[1]), round(n * fractions[2])
         cut = {"test": items[:n_test], "validation": items[n_test:n_test + n_val],
                "train": items[n_test + n_val:]}
         for split, gs in cut.items():
@@ -212,53 +240,169 @@ def dataset_info(name: str) -> dict:
     return json.loads(path.read_text())
 
 
+MIN_EXAMPLES = 10            # a file split 80/10/10 needs this many for one validation and one test example
+MAX_LABELS = 20              # a target with at most this many distinct answers can be a label set
+SPLIT_FILE_SUFFIXES = (".jsonl", ".json", ".csv")
+
+
+def _folder_splits(folder: Path) -> dict[str, list[dict]]:
+    """The records of a folder holding ``train.jsonl`` (and optionally ``validation``/``test``;
+    .jsonl, .json or .csv)."""
+    found = {}
+    for split in SPLITS:
+        files = [folder / f"{split}{suffix}" for suffix in SPLIT_FILE_SUFFIXES
+                 if (folder / f"{split}{suffix}").is_file()]
+        if len(files) > 1:
+            raise DataError(f"{folder}: both {files[0].name} and {files[1].name} exist; keep one.")
+        if files:
+            found[split] = read_records(files[0])
+    if "train" not in found:
+        raise DataError(f"{folder}: a data folder needs a train.jsonl (or train.json / train.csv), "
+                        "optionally with validation.* and test.*; none found.")
+    return found
+
+
+def read_splits(name_or_path) -> tuple[dict[str, list[dict]], dict]:
+    """The records of a data source *as the source splits them*, and its metadata.
+
+    - a bundled name (``"tone"``): its train/validation/test files and its ``meta.json``;
+    - one .jsonl/.json/.csv file: everything is ``"train"`` (as ``datasets``' json and csv
+      loaders do); :func:`make_splits` carves validation and test out of it;
+    - a folder with ``train.jsonl`` (and maybe ``validation.jsonl``, ``test.jsonl``);
+    - a dict ``{"train": path, "validation": path, "test": path}``.
+
+    Records keep their ``_source`` (file:line) so that every later check can point at it.
+    """
+    if isinstance(name_or_path, str) and (DATASETS_DIR / name_or_path / "meta.json").is_file():
+        info = dataset_info(name_or_path)
+        return {s: read_records(DATASETS_DIR / name_or_path / f"{s}.jsonl") for s in SPLITS}, info
+    if isinstance(name_or_path, dict):
+        unknown = set(name_or_path) - set(SPLITS)
+        if unknown:
+            raise DataError(f"Unknown split names {sorted(unknown)}; use {list(SPLITS)}.")
+        if "train" not in name_or_path:
+            raise DataError("data_files needs at least a 'train' file.")
+        return {s: read_records(p) for s, p in name_or_path.items()}, {}
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return _folder_splits(path), {}
+    if not path.exists() and not path.suffix:
+        raise DataError(f"{name_or_path!r} is neither a bundled dataset ({bundled_names()}) "
+                        "nor a file or folder. Pass a bundled name or a path to .jsonl/.json/.csv.")
+    return {"train": read_records(path)}, {}
+
+
+def make_splits(splits: dict[str, list[dict]], label_field: str | None = None,
+                fractions=(0.8, 0.1, 0.1), seed: int = 0) -> dict[str, list[dict]]:
+    """Complete a source's splits to train/validation/test: a missing validation or test
+    split is carved out of train (stratified by ``label_field``); the share of a split you
+    gave stays in train. A single file needs at least :data:`MIN_EXAMPLES` examples."""
+    missing = [s for s in SPLITS if s not in splits]
+    if not missing:
+        return dict(splits)
+    train = splits["train"]
+    if len(missing) == 2 and len(train) < MIN_EXAMPLES:
+        where = train[0]["_source"].rsplit(":", 1)[0] if train and "_source" in train[0] else "the data"
+        raise DataError(f"{where}: only {len(train)} example(s); labkit holds out 10% for validation and "
+                        f"10% for test, so it needs at least {MIN_EXAMPLES} (a few hundred to learn a task "
+                        "well). Add examples.")
+    carve = [fractions[i] if SPLITS[i] in missing else 0.0 for i in (1, 2)]
+    carved = stratified_split(train, label_field, (1 - sum(carve), *carve), seed)
+    out = {**splits, "train": carved["train"]}
+    for s in missing:
+        out[s] = carved[s]
+    return out
+
+
+def select_split(splits: dict[str, list[dict]], spec: str, flag: str = "split") -> list[dict]:
+    """Examples chosen by a ``datasets`` split spec: ``"train"``, ``"train[:4096]"``,
+    ``"train[4096:4224]"``, ``"train[:10%]"``, ``"train[:100]+validation"``."""
+    from datasets import ReadInstruction
+
+    try:
+        instructions = ReadInstruction.from_spec(spec)
+    except (ValueError, AssertionError) as e:
+        raise DataError(f"{flag} {spec!r} is not a split spec ({e}). Use the datasets slice syntax, "
+                        "e.g. 'train', 'train[:4096]', 'train[4096:4224]', 'train[:10%]'.") from None
+    unknown = [n for n in _spec_names(spec) if n not in splits]
+    if unknown:
+        raise DataError(f"{flag} {spec!r}: the data has no split {unknown[0]!r}; it has "
+                        f"{sorted(splits)}.")
+    sizes = {name: len(records) for name, records in splits.items()}
+    chosen = []
+    for part in instructions.to_absolute(sizes):
+        chosen.extend(splits[part.splitname][part.from_:part.to])
+    if not chosen:
+        raise DataError(f"{flag} {spec!r} selects no examples: the split sizes are {sizes}. "
+                        "Pick a range inside them.")
+    return chosen
+
+
+def _spec_names(spec: str) -> list[str]:
+    return [part.split("[", 1)[0].strip() for part in spec.split("+")]
+
+
+def detect_labels(records: list[dict], field: str, max_labels: int = MAX_LABELS) -> list[str] | None:
+    """The label set if ``field`` looks like a classification target, else None.
+
+    A classification target has few distinct answers (at most ``max_labels``), each a short
+    string (at most three words), and on average at least two examples per answer. Labels
+    come back in order of first appearance."""
+    values = [r.get(field) for r in records]
+    if not values or not all(isinstance(v, str) and v.strip() for v in values):
+        return None
+    distinct = list(dict.fromkeys(v.strip() for v in values))
+    if len(distinct) > max_labels or len(distinct) * 2 > len(values):
+        return None
+    if any(len(v.split()) > 3 for v in distinct):
+        return None
+    return distinct
+
+
+def check_unseen_labels(splits: dict[str, list[dict]], field: str) -> None:
+    """Every label in validation/test also occurs in train: a model cannot learn a label it
+    never saw, and label scoring would never predict it."""
+    seen = {str(r.get(field)).strip() for r in splits.get("train", [])}
+    for split in ("validation", "test"):
+        for r in splits.get(split, []):
+            if str(r.get(field)).strip() not in seen:
+                raise DataError(f"{_where(r)}: {field}={r.get(field)!r} (in the {split} split) never "
+                                f"occurs in the training split, whose labels are {sorted(seen)}. Add "
+                                "training examples with this label, or drop this example.")
+
+
 def load_dataset(name_or_path, *, label_field: str | None = None, labels=None, fields=None,
                  fractions=(0.8, 0.1, 0.1), seed: int = 0):
     """Load a bundled dataset by name, or your own file(s), as a ``datasets.DatasetDict``
     with ``train``, ``validation`` and ``test`` splits.
 
     - ``"tone"``, ``"recipes"``, ``"sql"``: the bundled tasks (fixed splits).
-    - a path to one .jsonl/.json/.csv file: split stratified by ``label_field`` (if given).
-    - a dict ``{"train": path, "validation": path, "test": path}``: your own splits; a missing
+    - a path to one .jsonl/.json/.csv file: split 80/10/10, stratified by ``label_field``
+      (if given), so every split has the same label balance.
+    - a folder with ``train.jsonl`` (+ ``validation``/``test``), or a dict
+      ``{"train": path, "validation": path, "test": path}``: your own splits; a missing
       validation or test split is carved out of train.
 
     ``fields`` (required fields) and ``labels`` (allowed values of ``label_field``) are
-    checked on every record, with errors that name the file and line.
+    checked on every record, with errors that name the file and line. With ``label_field``,
+    a label that occurs in validation or test but never in train is an error.
+    Use :func:`detect_labels` to see whether a field of your data looks like labels.
     """
     from datasets import Dataset, DatasetDict
 
-    if isinstance(name_or_path, str) and (DATASETS_DIR / name_or_path / "meta.json").is_file():
-        info = dataset_info(name_or_path)
-        splits = {s: read_records(DATASETS_DIR / name_or_path / f"{s}.jsonl") for s in SPLITS}
-        label_field = label_field or info.get("label_field")
-        labels = labels or info.get("labels")
-        fields = fields or info.get("fields")
-    elif isinstance(name_or_path, dict):
-        unknown = set(name_or_path) - set(SPLITS)
-        if unknown:
-            raise DataError(f"Unknown split names {sorted(unknown)}; use {list(SPLITS)}.")
-        if "train" not in name_or_path:
-            raise DataError("data_files needs at least a 'train' file.")
-        splits = {s: read_records(p) for s, p in name_or_path.items()}
-        missing = [s for s in SPLITS if s not in splits]
-        if missing:
-            # carve only the missing splits; the share of a split you gave stays in train
-            carve = [fractions[i] if SPLITS[i] in missing else 0.0 for i in (1, 2)]
-            carved = stratified_split(splits["train"], label_field, (1 - sum(carve), *carve), seed)
-            splits["train"] = carved["train"]
-            for s in missing:
-                splits[s] = carved[s]
-    else:
-        path = Path(name_or_path)
-        if not path.exists() and not path.suffix:
-            raise DataError(f"{name_or_path!r} is neither a bundled dataset ({bundled_names()}) "
-                            "nor a file. Pass a bundled name or a path to .jsonl/.json/.csv.")
-        splits = stratified_split(read_records(path), label_field, fractions, seed)
+    raw, info = read_splits(name_or_path)
+    label_field = label_field or info.get("label_field")
+    labels = labels or info.get("labels")
+    fields = fields or info.get("fields")
+    splits = make_splits(raw, label_field, fractions, seed)
     for records in splits.values():
         if fields:
             check_fields(records, fields)
         if labels and label_field:
             check_labels(records, label_field, labels)
+    if label_field:
+        check_fields(splits["train"], [label_field])
+        check_unseen_labels(splits, label_field)
     return DatasetDict({s: Dataset.from_list(strip_source(splits[s])) for s in SPLITS})
 
 
@@ -318,16 +462,22 @@ def to_chat(records, user_template: str, target_field: str, system: str | None =
     return out
 
 
-def check_lengths(pairs: list[dict], tokenizer, max_length: int) -> dict:
-    """Token lengths of prompt+completion; raises if any pair is longer than ``max_length``
-    (truncation would cut off the answer the model is meant to learn)."""
-    lengths = [len(tokenizer(p["prompt"] + p["completion"], add_special_tokens=False)["input_ids"])
-               for p in pairs]
+def check_lengths(pairs: list[dict], tokenizer, max_length: int, records: list[dict] | None = None) -> dict:
+    """Token lengths of prompt+completion (with the special tokens training adds: the
+    tokenizer's own and the end-of-sequence token); raises a :class:`DataError` if any pair
+    is longer than ``max_length``: truncation would cut off the answer the model is meant to
+    learn. ``records`` (the examples the pairs came from) lets the message name file and line."""
+    if not pairs:
+        raise DataError("No examples to check: the split is empty.")
+    lengths = [len(tokenizer(p["prompt"] + p["completion"])["input_ids"]) + 1 for p in pairs]
     too_long = [i for i, n in enumerate(lengths) if n > max_length]
     if too_long:
-        raise DataError(f"{len(too_long)} of {len(pairs)} examples are longer than max_length="
-                        f"{max_length} tokens (longest: {max(lengths)} tokens, example #{too_long[0]}). "
-                        "Raise max_length or shorten or drop those examples.")
+        first = too_long[0]
+        where = _where(records[first]) if records else f"example #{first}"
+        raise DataError(f"{where}: {lengths[first]} tokens, longer than max_length={max_length} "
+                        f"({len(too_long)} of {len(pairs)} examples are; the longest has {max(lengths)} "
+                        "tokens). Training would cut off their answers. Raise max_length "
+                        f"(--max_seq_len {max(lengths)}) or shorten or drop those examples.")
     return {"max": max(lengths), "mean": sum(lengths) / len(lengths)}
 
 

@@ -1,11 +1,16 @@
-"""The command line (on a tiny local model) and the course runner's bookkeeping."""
+"""The command line on tiny local models: the source material's Olive commands with `labkit` in
+place of `olive`, your own data end to end, and the course runner (`make course`) end to end."""
 
+import csv
 import json
+from pathlib import Path
 
 import pytest
 
 from labkit import cli, course
 from conftest import TONE_LABELS, build_model
+
+SUBCOMMANDS = ["doctor", "prepare", "finetune", "evaluate", "export", "auto-opt", "generate-adapter", "chat", "run"]
 
 
 @pytest.fixture()
@@ -16,33 +21,206 @@ def tiny_folder(tmp_path, tiny_tokenizer):
     return folder
 
 
-def test_finetune_then_evaluate_on_your_own_file(tmp_path, tiny_folder, capsys, monkeypatch):
+@pytest.fixture(autouse=True)
+def _home(tmp_path, monkeypatch):
     monkeypatch.setenv("LABKIT_HOME", str(tmp_path / "home"))
-    rows = [{"phrase": f"message number {i}", "tone": TONE_LABELS[i % 5]} for i in range(30)]
-    data_file = tmp_path / "mine.jsonl"
-    data_file.write_text("\n".join(json.dumps(r) for r in rows))
-    out = tmp_path / "run"
-    code = cli.main(["finetune", "-m", str(tiny_folder), "--data_files", str(data_file),
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+def tone_rows(n_per_label=8):
+    return [{"phrase": f"message number {i} about {label}", "tone": label}
+            for i in range(n_per_label) for label in TONE_LABELS]
+
+
+def write_jsonl(path: Path, rows) -> Path:
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def write_csv(path: Path, rows) -> Path:
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def last_json(out: str) -> dict:
+    return json.loads(out.strip().splitlines()[-1])
+
+
+# --- your own data, end to end ------------------------------------------------------------
+
+def test_own_csv_classification_end_to_end(tmp_path, tiny_folder, capsys):
+    # the README's worked example: a CSV with a label column -> detected as classification,
+    # split stratified, trained, scored by label scoring with accuracy, macro-F1, confusion matrix
+    data_file = write_csv(tmp_path / "tickets.csv", tone_rows(10))
+    out = tmp_path / "adapters" / "mine"
+    code = cli.main(["finetune", "-m", str(tiny_folder), "--data_name", str(data_file),
                      "--text_template", "{phrase} -> {tone}", "--max_steps", "2",
-                     "--per_device_train_batch_size", "4", "--lora_r", "4", "-o", str(out)])
+                     "--per_device_train_batch_size", "4", "--lora_r", "4", "--output_path", str(out)])
     assert code == 0
+    captured = capsys.readouterr().out
+    assert "classification task: 40 training and 5 validation examples" in captured  # 80/10/10 of 50
     assert (out / "adapter" / "adapter_config.json").is_file()
-    code = cli.main(["evaluate", "-m", str(tiny_folder), "--adapter_path", str(out / "adapter"),
-                     "--data_files", str(data_file), "--text_template", "{phrase} -> {tone}",
-                     "--max_new_tokens", "2"])
+    pointer = json.loads((out / "model" / cli.BASE_POINTER).read_text())
+    assert pointer["base_model"] == str(tiny_folder)
+    code = cli.main(["evaluate", "-m", str(out / "model"), "--adapter_path", str(out / "adapter"),
+                     "--data_name", str(data_file), "--text_template", "{phrase} -> {tone}"])
     assert code == 0
-    assert '"exact_match"' in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    result = last_json(printed)
+    assert result["task"] == "classification" and result["n"] == 5  # one test example per label
+    assert result["labels"] == TONE_LABELS
+    assert [sum(row) for row in result["confusion_matrix"]] == [1] * 5  # stratified: one of each
+    correct = sum(result["confusion_matrix"][i][i] for i in range(5))
+    assert result["accuracy"] == correct / 5 and 0 <= result["macro_f1"] <= 1
+    assert "true \\ predicted" in printed
 
 
-def test_bad_data_is_a_clear_error_not_a_traceback(tmp_path, tiny_folder, capsys):
-    data_file = tmp_path / "bad.jsonl"
-    data_file.write_text('{"phrase": "ok", "tone": "joy"}\n{"phrase": broken\n')
-    code = cli.main(["finetune", "-m", str(tiny_folder), "--data_files", str(data_file),
-                     "--text_template", "{phrase} -> {tone}", "-o", str(tmp_path / "run")])
-    assert code == 2
+def test_own_jsonl_generation_is_scored_by_exact_match(tmp_path, tiny_folder, capsys):
+    rows = [{"q": f"say the number {i}", "a": f"the number is {i} exactly"} for i in range(20)]
+    data_file = write_jsonl(tmp_path / "gen.jsonl", rows)
+    out = tmp_path / "gen-run"
+    assert cli.main(["finetune", "-m", str(tiny_folder), "--data_files", str(data_file),
+                     "--text_template", "{q}: {a}", "--max_steps", "1", "-o", str(out)]) == 0
+    assert "text task" in capsys.readouterr().out
+    assert cli.main(["evaluate", "-m", str(tiny_folder), "--adapter_path", str(out / "adapter"),
+                     "--data_files", str(data_file), "--text_template", "{q}: {a}", "--max_new_tokens", "2"]) == 0
+    result = last_json(capsys.readouterr().out)
+    assert result["task"] == "text" and "exact_match" in result and result["n"] == 2
+
+
+# --- the source material's commands ---------------------------------------------------------
+
+def test_olive_chat_template_command(tmp_path, tiny_folder, capsys):
+    # olive finetune --model_name_or_path <model> --trust_remote_code --output_path models/ft --data_name <data>
+    #   --text_template "<|im_start|>user\n{phrase}<|im_end|>\n<|im_start|>assistant\n{tone}" --method lora
+    #   --max_steps 100 --log_level 1
+    data_file = write_jsonl(tmp_path / "tone.jsonl", tone_rows(4))
+    out = tmp_path / "models" / "ft"
+    template = r"<|im_start|>user\n{phrase}<|im_end|>\n<|im_start|>assistant\n{tone}"
+    code = cli.main(["finetune", "--model_name_or_path", str(tiny_folder), "--trust_remote_code",
+                     "--output_path", str(out), "--data_name", str(data_file), "--text_template", template,
+                     "--method", "lora", "--max_steps", "2", "--log_level", "1"])
+    assert code == 0
+    run = json.loads((out / "adapter" / "labkit_run.json").read_text())
+    assert run["result"]["steps"] == 2
+    # the template's \n became real newlines: the task's label scoring still tells labels apart
+    code = cli.main(["evaluate", "-m", str(out / "model"), "--adapter_path", str(out / "adapter"),
+                     "--data_name", str(data_file), "--text_template", template])
+    assert code == 0
+    assert last_json(capsys.readouterr().out)["task"] == "classification"
+
+
+def test_olive_split_slices_and_batch_flags(tmp_path, tiny_folder, capsys):
+    # olive finetune --method qlora ... --data_name json --data_files FILE --train_split "train[:4096]"
+    #   --eval_split "train[4096:4224]" --text_template "### Question: {prompt} \n### Answer: {response}"
+    #   --per_device_train_batch_size 16 --per_device_eval_batch_size 16 --max_steps 150 --logging_steps 50
+    rows = [{"prompt": f"what is {i} plus one", "response": f"{i + 1}"} for i in range(48)]
+    data_file = write_jsonl(tmp_path / "qa.jsonl", rows)
+    out = tmp_path / "adapters" / "x"
+    code = cli.main(["finetune", "--method", "lora", "--model_name_or_path", str(tiny_folder),
+                     "--data_name", "json", "--data_files", str(data_file),
+                     "--train_split", "train[:40]", "--eval_split", "train[40:48]",
+                     "--text_template", r"### Question: {prompt} \n### Answer: {response}",
+                     "--per_device_train_batch_size", "16", "--per_device_eval_batch_size", "16",
+                     "--max_steps", "2", "--logging_steps", "1", "--output_path", str(out)])
+    assert code == 0
+    assert "40 training and 8 validation examples" in capsys.readouterr().out  # all of --eval_split
+
+
+def test_olive_qlora_command_on_cpu(tmp_path, tiny_folder, capsys):
+    pytest.importorskip("bitsandbytes")
+    data_file = write_jsonl(tmp_path / "tone.jsonl", tone_rows(4))
+    out = tmp_path / "q"
+    code = cli.main(["finetune", "--method", "qlora", "-m", str(tiny_folder), "--data_name", str(data_file),
+                     "--text_template", "{phrase} -> {tone}", "--gradient_checkpointing", "true",
+                     "--per_device_train_batch_size", "1", "--gradient_accumulation_steps", "2",
+                     "--max_steps", "1", "-o", str(out)])
+    assert code == 0
     err = capsys.readouterr().err
-    assert "bad.jsonl, line 2" in err
-    assert not (tmp_path / "run" / "adapter").exists()
+    assert "note: --gradient_checkpointing true on a CPU" in err and "note: --method qlora on a CPU" in err
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_olive_logging_and_tensorboard_flags(tmp_path, tiny_folder):
+    pytest.importorskip("tensorboard")
+    data_file = write_jsonl(tmp_path / "tone.jsonl", tone_rows(4))
+    out, logs = tmp_path / "tb-run", tmp_path / "logs"
+    code = cli.main(["finetune", "-m", str(tiny_folder), "--data_name", str(data_file),
+                     "--text_template", "{phrase} -> {tone}", "--task_name", "classification",
+                     "--logging_steps", "1", "--eval_steps", "2", "--save_steps", "2", "--max_steps", "4",
+                     "--logging_dir", str(logs), "--report_to", "tensorboard", "-o", str(out)])
+    assert code == 0
+    assert list(logs.rglob("events.out.tfevents.*"))
+    history = json.loads((out / "adapter" / "labkit_run.json").read_text())["history"]
+    assert [h["step"] for h in history if "eval_loss" in h] == [2, 4]
+    assert [h["step"] for h in history if "loss" in h] == [1, 2, 3, 4]
+
+
+def test_run_config_yaml_and_json(tmp_path, tiny_folder, capsys):
+    data_file = write_jsonl(tmp_path / "tone.jsonl", tone_rows(4))
+    yaml_file = tmp_path / "run.yaml"
+    yaml_file.write_text(f"""model_name_or_path: {tiny_folder}
+data_name: {data_file}
+text_template: "{{phrase}} -> {{tone}}"
+method: lora
+lora_r: 4
+lora_alpha: 8
+target_modules: [q_proj, v_proj]
+max_steps: 1
+learning_rate: 1e-3
+trust_remote_code: true
+output_path: {tmp_path / 'from-yaml'}
+""")
+    assert cli.main(["run", "--config", str(yaml_file)]) == 0
+    cfg = json.loads((tmp_path / "from-yaml" / "adapter" / "labkit_run.json").read_text())["config"]
+    assert cfg["r"] == 4 and cfg["lora_alpha"] == 8 and cfg["target_modules"] == ["q_proj", "v_proj"]
+    json_file = tmp_path / "run.json"
+    json_file.write_text(json.dumps({"command": "evaluate", "model_name_or_path": str(tiny_folder),
+                                     "adapter_path": str(tmp_path / "from-yaml" / "adapter"),
+                                     "data_name": str(data_file), "text_template": "{phrase} -> {tone}"}))
+    capsys.readouterr()
+    assert cli.main(["run", "--config", str(json_file)]) == 0
+    assert last_json(capsys.readouterr().out)["task"] == "classification"
+
+
+def test_export_auto_opt_and_generate_adapter(tmp_path, capsys):
+    pytest.importorskip("onnxruntime_genai")
+    from test_export import make_tiny_model
+
+    base = make_tiny_model(tmp_path / "base")
+    rows = [{"phrase": f"the cat sat {i}", "tone": t} for i in range(6) for t in ("happy", "sad")]
+    data_file = write_jsonl(tmp_path / "cats.jsonl", rows)
+    for name, targets in (("classifier", "q_proj,v_proj"), ("generator", "q_proj,k_proj,v_proj,o_proj")):
+        assert cli.main(["finetune", "-m", str(base), "--data_name", str(data_file), "--text_template",
+                         "{phrase} -> {tone}", "--max_steps", "1", "--target_modules", targets,
+                         "-o", str(tmp_path / "adapters" / name)]) == 0
+    ft = tmp_path / "adapters" / "classifier"
+    # olive auto-opt --model_name_or_path models/ft/model --adapter_path models/ft/adapter --device cpu
+    #   --provider CPUExecutionProvider --use_ort_genai --precision int4 --output_path models/onnx --log_level 1
+    code = cli.main(["auto-opt", "--model_name_or_path", str(ft / "model"), "--adapter_path", str(ft / "adapter"),
+                     "--device", "cpu", "--provider", "CPUExecutionProvider", "--use_ort_genai",
+                     "--precision", "int4", "--output_path", str(tmp_path / "onnx"), "--log_level", "1"])
+    assert code == 0
+    assert (tmp_path / "onnx" / "genai_config.json").is_file()
+    # olive generate-adapter --base_model_path models/base --adapter_paths a,b --output_path models/multi-adapter
+    code = cli.main(["generate-adapter", "--base_model_path", str(base), "--adapter_paths",
+                     f"{ft / 'adapter'},{tmp_path / 'adapters' / 'generator' / 'adapter'}",
+                     "--output_path", str(tmp_path / "multi")])
+    assert code == 0
+    assert sorted(p.name for p in (tmp_path / "multi").glob("*.onnx_adapter")) == [
+        "classifier.onnx_adapter", "generator.onnx_adapter"]
+
+
+@pytest.mark.parametrize("name", SUBCOMMANDS)
+def test_every_help_shows_a_working_example(name, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main([name, "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "example" in out and f"labkit {name if name != 'auto-opt' else 'auto-opt'}" in out
 
 
 def test_doctor_says_what_to_fix(tmp_path, monkeypatch, capsys):
@@ -51,6 +229,39 @@ def test_doctor_says_what_to_fix(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert code == 1
     assert "NOT READY" in out and "labkit prepare" in out
+
+
+# --- the course runner (`make course`) ------------------------------------------------------
+
+def _notebook(path: Path, cells: list[str]) -> Path:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    nbformat.write(nb, path)
+    return path
+
+
+def test_course_runner_end_to_end(tmp_path, monkeypatch):
+    # the bug: record() wrote course-report/NN.metrics.json relative to the kernel's working
+    # directory (notebooks/), where that folder does not exist, so every lesson FAILED
+    nb_dir = tmp_path / "notebooks"
+    nb_dir.mkdir()
+    _notebook(nb_dir / "00_tiny.ipynb", ["from labkit.course import record",
+                                         "import os; here = os.getcwd()",
+                                         "record(answer=42, cwd_is_notebooks=here.endswith('notebooks'))"])
+    _notebook(nb_dir / "01_broken.ipynb", ["assert 1 + 1 == 3, 'arithmetic'"])
+    monkeypatch.chdir(tmp_path)
+    code = course.main([str(nb_dir), "--out", "course-report"])
+    assert code == 1  # one lesson failed
+    report = tmp_path / "course-report"
+    rows = {r["notebook"]: r for r in json.loads((report / "summary.json").read_text())}
+    assert rows["00_tiny.ipynb"]["passed"] and rows["00_tiny.ipynb"]["metrics"] == {"answer": 42.0,
+                                                                                     "cwd_is_notebooks": 1.0}
+    assert not rows["01_broken.ipynb"]["passed"] and "arithmetic" in rows["01_broken.ipynb"]["error"]
+    md = (report / "summary.md").read_text()
+    assert "| 00_tiny.ipynb | passed |" in md and "answer=42.0" in md
+    assert (report / "00_tiny.ipynb").is_file()
 
 
 def test_record_writes_metrics_only_under_the_course_runner(tmp_path, monkeypatch):
@@ -70,3 +281,18 @@ def test_summary_table():
     ])
     assert "| 00_setup.ipynb | passed | 0.5 min | tokens_per_s=25.0 |" in md
     assert "FAILED (AssertionError)" in md
+
+
+def test_bf16_on_a_cpu_without_native_bf16_runs_with_a_note(tmp_path, tiny_folder, capsys, monkeypatch):
+    import labkit.env
+
+    monkeypatch.setattr(cli, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(labkit.env, "device", lambda: "cpu")
+    before = labkit.env.train_dtype
+    data_file = write_jsonl(tmp_path / "tone.jsonl", tone_rows(4))
+    code = cli.main(["finetune", "-m", str(tiny_folder), "--data_name", str(data_file), "--text_template",
+                     "{phrase} -> {tone}", "--torch_dtype", "bfloat16", "--max_steps", "1", "-o", str(tmp_path / "bf")])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert err.count("note: --torch_dtype bfloat16 on a CPU without native bf16") == 1
+    assert labkit.env.train_dtype is before  # the hardware rule is back after the run

@@ -116,8 +116,17 @@ def test_example_longer_than_max_length(tiny_tokenizer):
     with pytest.raises(DataError) as e:
         data.check_lengths(pairs, tiny_tokenizer, max_length=64)
     msg = str(e.value)
-    assert "2 of 3 examples are longer than max_length=64" in msg
-    assert "example #1" in msg and "Raise max_length" in msg
+    assert "longer than max_length=64 (2 of 3 examples are" in msg
+    assert msg.startswith("example #1: ") and "Raise max_length" in msg
+
+
+def test_too_long_error_names_file_and_line(tmp_path, tiny_tokenizer):
+    lines = [json.dumps({"phrase": "short", "tone": "joy"}),
+             json.dumps({"phrase": "the cat sat on the mat " * 30, "tone": "fear"})]
+    records = data.read_records(write_lines(tmp_path / "long.jsonl", lines))
+    pairs = data.to_prompt_completion(records, "{phrase} -> {tone}", "tone")
+    with pytest.raises(DataError, match=r"long.jsonl:2: \d+ tokens, longer than max_length=32"):
+        data.check_lengths(pairs, tiny_tokenizer, max_length=32, records=records)
 
 
 def test_csv_too_many_values(tmp_path):
@@ -359,3 +368,67 @@ def test_crlf_files(tmp_path):
     csv_path = tmp_path / "win.csv"
     csv_path.write_bytes(b"phrase,tone\r\nhi,joy\r\nyo,fear\r\n")
     assert data.strip_source(data.read_records(csv_path))[1] == {"phrase": "yo", "tone": "fear"}
+
+
+def test_stratified_split_of_a_small_labelled_set_has_validation_and_test():
+    # 5 labels x 4 examples: rounding each label's 10% (0.4) would give no validation at all
+    records = tone_records(4, labels=("joy", "anger", "sadness", "fear", "neutral"))
+    splits = data.stratified_split(records, "tone")
+    assert {s: len(v) for s, v in splits.items()} == {"train": 16, "validation": 2, "test": 2}
+    assert {r["tone"] for r in splits["train"]} == {"joy", "anger", "sadness", "fear", "neutral"}
+
+
+def test_every_label_keeps_a_training_example():
+    records = tone_records(9, labels=("joy",)) + [{"phrase": "alone", "tone": "rare"}]
+    splits = data.stratified_split(records, "tone")
+    assert "rare" in {r["tone"] for r in splits["train"]}
+
+
+def test_labels_in_test_never_seen_in_training(tmp_path):
+    train = write_lines(tmp_path / "train.jsonl", [json.dumps(r) for r in tone_records(5, ("joy", "fear"))])
+    test = write_lines(tmp_path / "test.jsonl", [json.dumps({"phrase": "hm", "tone": "joy"}),
+                                                 json.dumps({"phrase": "grr", "tone": "anger"})])
+    with pytest.raises(DataError) as e:
+        data.load_dataset({"train": train, "test": test}, label_field="tone")
+    msg = str(e.value)
+    assert "test.jsonl:2" in msg and "tone='anger'" in msg and "never occurs in the training split" in msg
+
+
+def test_too_few_examples_in_a_file(tmp_path):
+    path = write_lines(tmp_path / "one.jsonl", [json.dumps({"phrase": "hi", "tone": "joy"})])
+    with pytest.raises(DataError, match=r"one.jsonl: only 1 example\(s\).*at least 10"):
+        data.load_dataset(path)
+
+
+def test_folder_with_split_files(tmp_path):
+    folder = tmp_path / "mydata"
+    folder.mkdir()
+    write_lines(folder / "train.jsonl", [json.dumps(r) for r in tone_records(10)])
+    write_lines(folder / "test.jsonl", [json.dumps(r) for r in tone_records(2)])
+    ds = data.load_dataset(folder, label_field="tone")
+    assert ds["test"].num_rows == 8 and ds["train"].num_rows + ds["validation"].num_rows == 40
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="needs a train.jsonl"):
+        data.load_dataset(tmp_path / "empty")
+
+
+def test_select_split_uses_the_datasets_slice_syntax():
+    splits = {"train": list(range(100)), "validation": list(range(10))}
+    assert data.select_split(splits, "train[:5]") == [0, 1, 2, 3, 4]
+    assert data.select_split(splits, "train[90:200]") == list(range(90, 100))
+    assert data.select_split(splits, "train[:10%]") == list(range(10))
+    assert len(data.select_split(splits, "train[:2]+validation")) == 12
+    with pytest.raises(DataError, match="no split 'test'"):
+        data.select_split(splits, "test[:5]", "--eval_split")
+    with pytest.raises(DataError, match="selects no examples"):
+        data.select_split(splits, "train[4096:4224]", "--eval_split")
+    with pytest.raises(DataError, match="is not a split spec"):
+        data.select_split(splits, "train[:x]", "--train_split")
+
+
+def test_detect_labels():
+    records = tone_records(5)
+    assert data.detect_labels(records, "tone") == ["joy", "anger", "sadness", "fear"]
+    assert data.detect_labels(records, "phrase") is None            # every answer different
+    long = [{"a": "a whole sentence of free text"} for _ in range(10)]
+    assert data.detect_labels(long, "a") is None                     # not short labels

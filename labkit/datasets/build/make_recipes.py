@@ -31,7 +31,6 @@ import os
 import random
 import re
 import statistics
-import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_OUT = os.path.join(HERE, "recipes_source.jsonl")
