@@ -35,9 +35,9 @@ PROFILES: dict[str, dict[str, dict]] = {
         # lesson 07: all 138 tone test messages (label scoring is one pass each); recipes are
         # generated, slow on a CPU: 16 test recipes per model
         "multi_adapter": dict(tone_examples=None, recipes_examples=16, bench_new_tokens=64),
-        # lesson 05: 16 training examples, 10 passes, rank 64: the validation loss bottoms out
-        # early and turns up; each of the six runs takes ~20-45 s on 2 cores
-        "overfit": dict(train_examples=16, more_data_examples=64, val_examples=32, max_steps=40,
+        # lesson 05: 16 training examples, 7.5 passes, rank 64: the validation loss bottoms out
+        # early and turns up; each of the six runs takes ~30-55 s on 2 cores
+        "overfit": dict(train_examples=16, more_data_examples=64, val_examples=32, max_steps=30,
                         batch_size=4, learning_rate=1e-3, r=64, low_r=4, eval_steps=5, patience=2),
     },
     "full": {
