@@ -54,3 +54,20 @@ class PeakRSS:
     def growth_mb(self) -> float:
         """Peak RSS minus RSS at the start, in MB (1e6 bytes)."""
         return (self.peak - self.start) / 1e6
+
+
+def fresh_process_rss_mb(code: str) -> float:
+    """Resident memory (MB) of a new Python process after it ran ``code``: what a server that
+    does only that would hold.
+
+    Measured in a separate process because inside a long-running one (a notebook) memory freed
+    by earlier cells is reused without growing the RSS, so "RSS after minus RSS before" can
+    show a fraction of what loading a model really takes."""
+    import subprocess
+    import sys
+
+    script = f"{code}\nimport psutil\nprint('RSS_MB', psutil.Process().memory_info().rss / 1e6)"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"the measured code failed:\n{done.stderr[-2000:]}")
+    return float(done.stdout.rsplit("RSS_MB", 1)[1])
