@@ -9,8 +9,18 @@ Each module holds one part of the fine-tuning workflow, thin enough to read with
 - `labkit.lessons`   the training runs several lessons share (lesson 01's tone, lesson 02's recipes)
 - `labkit.evaluate`  label scoring, generation metrics, SQL execution, intervals, paired comparisons
 - `labkit.export`    ONNX export with onnxruntime-genai, parity checks, a small runtime
+- `labkit.adapters`  one ONNX base + an `.onnx_adapter` per task, switched per request
+- `labkit.memory`    peak and resident memory, measured
+- `labkit.atomic`    folders that appear complete or not at all (exports, adapters, conversions)
 - `labkit.plots`     the figures the lessons draw
-- `labkit.cli`       `labkit finetune | evaluate | export | chat | doctor | prepare`
+- `labkit.cli`       `labkit finetune | evaluate | export | auto-opt | generate-adapter | chat | run | doctor | prepare`
+- `labkit.course`    `make course`: every lesson headless, a summary for instructors
 """
+
+import warnings
+
+# PEFT 0.21 reads `model.is_gradient_checkpointing` whenever it wraps a model, and transformers 5.23
+# deprecates that name with a FutureWarning: noise in every training cell that a learner cannot act on.
+warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 __version__ = "0.1.0"
