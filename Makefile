@@ -45,8 +45,11 @@ $(STAMP): requirements.txt pyproject.toml
 model: $(STAMP)
 	$(VENV)/bin/labkit prepare
 
+# JupyterLab refuses to start as root (a container, a workshop VM) unless told it may
+LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 lab: model
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab notebooks/ $(LAB_FLAGS)
 
 unit: $(STAMP)
 	$(PY) -m pytest tests -q
