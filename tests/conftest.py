@@ -62,3 +62,12 @@ def tiny_model(tiny_tokenizer):
     # one thread: the model is tiny, and extra threads only fight over shared CPU cores
     torch.set_num_threads(1)
     return build_model(tiny_tokenizer)
+
+
+@pytest.fixture()
+def tiny_folder(tmp_path, tiny_tokenizer):
+    """The tiny model and its tokenizer saved as a local model folder (what `--model_name_or_path` takes)."""
+    folder = tmp_path / "tiny-llama"
+    build_model(tiny_tokenizer).save_pretrained(folder)
+    tiny_tokenizer.save_pretrained(folder)
+    return folder

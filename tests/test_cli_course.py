@@ -8,17 +8,9 @@ from pathlib import Path
 import pytest
 
 from labkit import cli, course
-from conftest import TONE_LABELS, build_model
+from conftest import TONE_LABELS
 
 SUBCOMMANDS = ["doctor", "prepare", "finetune", "evaluate", "export", "auto-opt", "generate-adapter", "chat", "run"]
-
-
-@pytest.fixture()
-def tiny_folder(tmp_path, tiny_tokenizer):
-    folder = tmp_path / "tiny"
-    build_model(tiny_tokenizer).save_pretrained(folder)
-    tiny_tokenizer.save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(autouse=True)

@@ -7,21 +7,13 @@ from pathlib import Path
 import pytest
 
 from labkit import cli
-from conftest import TONE_LABELS, build_model, build_tokenizer
+from conftest import TONE_LABELS, build_tokenizer
 
 
 @pytest.fixture(autouse=True)
 def _offline_home(tmp_path, monkeypatch):
     monkeypatch.setenv("LABKIT_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-
-
-@pytest.fixture()
-def tiny_folder(tmp_path, tiny_tokenizer):
-    folder = tmp_path / "tiny"
-    build_model(tiny_tokenizer).save_pretrained(folder)
-    tiny_tokenizer.save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture()

@@ -16,14 +16,6 @@ def entries(folder):
 
 
 @pytest.fixture()
-def tiny_folder(tmp_path, tiny_tokenizer):
-    folder = tmp_path / "tiny-llama"
-    build_model(tiny_tokenizer).save_pretrained(folder)
-    tiny_tokenizer.save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture()
 def home(tmp_path, monkeypatch):
     monkeypatch.setenv("LABKIT_HOME", str(tmp_path / "home"))
     return tmp_path / "home"
