@@ -35,6 +35,7 @@ import warnings
 import zlib
 from pathlib import Path
 
+from .atomic import atomic_file
 from .export import (
     DEFAULT_INT4_OPTIONS,
     DEVICES,
@@ -532,13 +533,8 @@ def convert_adapter(adapter_dir, base_dir, out_file=None) -> Path:
     fmt.set_adapter_version(ADAPTER_FORMAT_VERSION)
     fmt.set_model_version(base["base"]["id"])
     fmt.set_parameters({k: ort.OrtValue.ortvalue_from_numpy(v) for k, v in arrays.items()})
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_file.with_name(f".{out_file.name}.tmp")
-    try:
+    with atomic_file(out_file) as tmp:
         fmt.export_adapter(str(tmp))
-        os.replace(tmp, out_file)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out_file
 
 

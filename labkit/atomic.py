@@ -155,3 +155,19 @@ def atomic_dir(target, timeout: float | None = None):
             replace_dir(tmp, target)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)  # after a failure; after success it is gone already
+
+
+@contextlib.contextmanager
+def atomic_file(target):
+    """A temporary file path next to ``target`` that replaces ``target`` in one rename only if
+    the ``with`` block succeeds; after a failure it is deleted and ``target`` is untouched."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)  # after a failure; after success it is gone already

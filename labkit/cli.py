@@ -30,6 +30,8 @@ import sys
 import time
 from pathlib import Path
 
+from .atomic import atomic_file
+
 # Rough minutes per lesson in the quick profile on a 2-core laptop (measured; see README).
 QUICK_MINUTES_PER_LESSON = 5
 BASE_POINTER = "labkit_base.json"   # in <output_path>/model: which base an adapter belongs to
@@ -176,13 +178,6 @@ def cpu_has_native_bf16() -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def atomic_write_json(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
 
 
 # --- models and adapters: checked before anything is loaded --------------------------------
@@ -603,7 +598,8 @@ def _finetune(args) -> int:
                "note": "labkit writes this pointer instead of a copy of the base model"}
     if args.method == "full":
         pointer["base_model"] = str(result.adapter_dir)
-    atomic_write_json(Path(result.output_dir) / "model" / BASE_POINTER, pointer)
+    with atomic_file(Path(result.output_dir) / "model" / BASE_POINTER) as tmp:
+        tmp.write_text(json.dumps(pointer, indent=2))
     print(f"Saved to {result.adapter_dir} after {result.steps} steps in {result.train_seconds:.0f} s "
           f"(base model pointer: {Path(result.output_dir) / 'model'})")
     return 0

@@ -18,7 +18,6 @@ import os
 import random
 import re
 import string
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 
@@ -107,17 +106,12 @@ def strip_source(records: list[dict]) -> list[dict]:
 
 def write_jsonl(records, path: str | os.PathLike) -> Path:
     """Write records as JSONL atomically (a temporary file renamed into place)."""
+    from .atomic import atomic_file
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for r in records:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
     return path
 
 

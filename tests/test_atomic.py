@@ -108,3 +108,16 @@ def test_the_lock_is_reentrant_and_excludes_other_threads(tmp_path):
             order.append("first")
     other.join(5)
     assert order == ["first", "other"]
+
+
+def test_atomic_file_replaces_only_on_success(tmp_path):
+    target = tmp_path / "pointer.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic.atomic_file(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed mid-write")
+    assert target.read_text() == "old" and entries(tmp_path) == ["pointer.json"]
+    with atomic.atomic_file(target) as tmp:
+        tmp.write_text("new")
+    assert target.read_text() == "new" and entries(tmp_path) == ["pointer.json"]
