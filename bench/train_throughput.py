@@ -1,12 +1,26 @@
-"""Trained tokens per second (padding excluded): labkit's CPU defaults vs TRL's untouched defaults.
+"""Trained tokens per second (padding excluded): labkit's settings vs its previous ones vs TRL's defaults.
 
-    python bench/train_throughput.py [--steps 4] [--batch_size 8] [--task tone]
+    python bench/train_throughput.py [--steps 4] [--batch_size 8] [--tasks tone,recipes]
 
-Both runs train the same LoRA adapter on the same examples through TRL's SFTTrainer; the only
-difference is the SFTConfig: labkit's (fp32, no gradient checkpointing on CPU, length-grouped
-batches) or TRL's defaults (bf16 autocast and gradient checkpointing, which TRL turns on even on
-a CPU; ``use_cpu=True`` is the one setting added there, since without it the defaults do not
-start). Prints one Markdown table. A warm-up step is excluded from the timing.
+Prints, in one run: what the CPU can do (its vector units, native bf16 or not, and the measured
+fp32 and bf16 matmul peaks on this process's threads), then one Markdown table per task. Each row
+trains the same LoRA adapter on the same examples; the rows differ only in their settings:
+
+- ``labkit``: what ``labkit.train.finetune`` does by default on a CPU (fp32, the output layer on
+  the answer tokens only: ``labkit.answer_loss``);
+- ``labkit, bf16``: the same with ``dtype="bfloat16"`` (bf16 autocast and plain attention): faster
+  where the CPU has native bf16, but it trained worse (``bench/bf16_vs_fp32.py``), so it is a
+  choice, not the default; emulated and slow on a CPU without native bf16;
+- ``labkit before``: the previous default (fp32, TRL's loss, which runs the output layer at every
+  position on a CPU);
+- ``TRL defaults``: an untouched ``SFTConfig`` (bf16 autocast and gradient checkpointing, which
+  TRL turns on even on a CPU; ``use_cpu=True`` is the one setting added, since without it the
+  defaults do not start).
+
+Utilisation is the model's nominal training cost, 4 x parameters FLOPs per trained token (frozen
+weights need no weight gradients), at the measured tokens/s, divided by the matmul peak of the
+row's dtype. A warm-up step is excluded from the timing. Tone has short prompts (~20 tokens),
+recipes long ones (~150): where training compute goes differs between them.
 """
 
 import argparse
@@ -33,32 +47,56 @@ class StepTimer(TrainerCallback):
             self.seconds, self.tokens = now - self.t0, state.num_input_tokens_seen - self.tokens0
 
 
-def run(config_kind: str, steps: int, batch_size: int, task: str) -> dict:
+def matmul_peak(dtype: torch.dtype, n: int = 2048, seconds: float = 1.5) -> float:
+    """Measured FLOP/s of an n x n matrix product in ``dtype`` on this process's threads."""
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    a @ b  # warm-up
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        count += 1
+    return 2 * n**3 * count / (time.perf_counter() - start)
+
+
+def labkit_row(name, base, tok, pairs, steps, batch_size, **settings) -> dict:
+    """One run of ``labkit.train.finetune`` with the timer attached."""
+    from labkit import train
+
+    cfg = train.TrainConfig(max_steps=steps + 1, batch_size=batch_size, eval_steps=None,
+                            save_steps=10_000, **settings)
+    dtype = cfg.train_dtype()
+    timer, out = StepTimer(), tempfile.mkdtemp(prefix="bench-")
+    train.finetune(base, tok, pairs, config=cfg, output_dir=out, resume=False, live_plot=False,
+                   callbacks=[timer], verbose=False)
+    shutil.rmtree(out, ignore_errors=True)
+    return {"settings": name, "dtype": dtype, "checkpointing": cfg.uses_gradient_checkpointing(),
+            "output layer": "answer tokens" if train.trainer_class(cfg).__name__ != "SFTTrainer" else "every position",
+            "attention": train.training_attention(dtype) or "sdpa", **_speed(timer, steps)}
+
+
+def trl_defaults_row(base, tok, pairs, steps, batch_size) -> dict:
+    """One run of TRL's SFTTrainer with an untouched SFTConfig (plus use_cpu on a CPU)."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    from labkit import data, models, train
+    from labkit import train
 
-    model, tok = models.load_base()
-    pairs = data.task_pairs(task, list(data.load_dataset(task)["train"])[: steps * batch_size])
-    cfg = train.TrainConfig(max_steps=steps + 1, batch_size=batch_size, eval_steps=None, save_steps=10_000)
-    model = train.add_lora(model, cfg)
+    model = train.add_lora(train._copy_model(base), train.TrainConfig())
     out = tempfile.mkdtemp(prefix="bench-")
-    if config_kind == "labkit":
-        args = train.sft_config(cfg, out, has_eval=False)
-    else:  # TRL's defaults: only the run length and batch size set, plus use_cpu on a CPU (without
-        # it transformers refuses TRL's default bf16=True: "Your setup doesn't support bf16/gpu")
-        args = SFTConfig(output_dir=out, max_steps=steps + 1, per_device_train_batch_size=batch_size,
-                         report_to="none", save_strategy="no", include_num_input_tokens_seen="non_padding",
-                         use_cpu=not torch.cuda.is_available())
+    args = SFTConfig(output_dir=out, max_steps=steps + 1, per_device_train_batch_size=batch_size,
+                     report_to="none", save_strategy="no", include_num_input_tokens_seen="non_padding",
+                     use_cpu=not torch.cuda.is_available())
     timer = StepTimer()
-    trainer = SFTTrainer(model=model, args=args, processing_class=tok,
-                         train_dataset=Dataset.from_list(pairs), callbacks=[timer])
-    trainer.train()
+    SFTTrainer(model=model, args=args, processing_class=tok, train_dataset=Dataset.from_list(pairs),
+               callbacks=[timer]).train()
     shutil.rmtree(out, ignore_errors=True)
-    return {"settings": config_kind, "dtype": "bf16" if args.bf16 else ("fp16" if args.fp16 else "fp32"),
-            "gradient checkpointing": args.gradient_checkpointing,
-            "s/step": timer.seconds / max(steps - 0, 1),
+    dtype = torch.bfloat16 if args.bf16 else (torch.float16 if args.fp16 else torch.float32)
+    return {"settings": "TRL defaults", "dtype": dtype, "checkpointing": args.gradient_checkpointing,
+            "output layer": "every position", "attention": "sdpa", **_speed(timer, steps)}
+
+
+def _speed(timer: StepTimer, steps: int) -> dict:
+    return {"s/step": timer.seconds / steps,
             "tokens/s": timer.tokens / timer.seconds if timer.seconds else float("nan")}
 
 
@@ -66,16 +104,34 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=4, help="timed steps per run (after one warm-up step)")
     p.add_argument("--batch_size", type=int, default=8)
-    p.add_argument("--task", default="tone")
+    p.add_argument("--tasks", default="tone,recipes", help="comma-separated bundled tasks")
     a = p.parse_args()
-    rows = [run(kind, a.steps, a.batch_size, a.task) for kind in ("labkit", "trl-defaults")]
-    print(f"\nLoRA training throughput, task={a.task}, batch {a.batch_size}, {a.steps} timed steps, "
-          f"{torch.get_num_threads()} threads\n")
-    print("| settings | dtype | gradient checkpointing | s/step | trained tokens/s |")
-    print("|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['settings']} | {r['dtype']} | {r['gradient checkpointing']} | {r['s/step']:.2f} | {r['tokens/s']:.1f} |")
-    print(f"\nspeed-up of labkit's settings: {rows[0]['tokens/s'] / rows[1]['tokens/s']:.1f}x")
+
+    from labkit import data, env, models
+
+    peaks = {torch.float32: matmul_peak(torch.float32), torch.bfloat16: matmul_peak(torch.bfloat16)}
+    print(f"\nCPU: {env.cpu_capability()}; {torch.get_num_threads()} threads; matmul peak "
+          f"fp32 {peaks[torch.float32] / 1e9:.0f} GFLOP/s, bf16 {peaks[torch.bfloat16] / 1e9:.0f} GFLOP/s; "
+          f"labkit trains in {str(env.train_dtype()).replace('torch.', '')} here by default")
+    base, tok = models.load_base()
+    n_params = sum(p.numel() for p in base.parameters())
+    for task in a.tasks.split(","):
+        pairs = data.task_pairs(task, list(data.load_dataset(task)["train"])[: (a.steps + 1) * a.batch_size])
+        rows = [labkit_row("labkit", base, tok, pairs, a.steps, a.batch_size),
+                labkit_row("labkit, bf16", base, tok, pairs, a.steps, a.batch_size, dtype="bfloat16"),
+                labkit_row("labkit before", base, tok, pairs, a.steps, a.batch_size, dtype="float32",
+                           answer_only_logits=False),
+                trl_defaults_row(base, tok, pairs, a.steps, a.batch_size)]
+        before = rows[2]["tokens/s"]
+        print(f"\nLoRA training throughput, task={task}, batch {a.batch_size}, {a.steps} timed steps\n")
+        print("| settings | dtype | gradient checkpointing | output layer on | attention | s/step "
+              "| trained tokens/s | vs labkit before | utilisation |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            utilisation = 4 * n_params * r["tokens/s"] / peaks.get(r["dtype"], peaks[torch.float32])
+            print(f"| {r['settings']} | {str(r['dtype']).replace('torch.', '')} | {r['checkpointing']} "
+                  f"| {r['output layer']} | {r['attention']} | {r['s/step']:.2f} | {r['tokens/s']:.1f} "
+                  f"| {r['tokens/s'] / before:.2f}x | {100 * utilisation:.0f}% |")
 
 
 if __name__ == "__main__":

@@ -84,13 +84,57 @@ def device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def train_dtype(dev: str | None = None) -> torch.dtype:
-    """The dtype to train in: fp32 on CPU (no native bf16 here: a bf16 step was ~15x
-    slower), bf16 on GPUs that support it (Ampere and newer), fp16 on older GPUs (T4)."""
+def cpu_flags() -> set[str]:
+    """The instruction-set flags this CPU reports in ``/proc/cpuinfo`` (Linux; empty elsewhere)."""
+    try:
+        text = open("/proc/cpuinfo", encoding="utf-8", errors="replace").read()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):  # x86 / ARM
+            return set(value.split())
+    return set()
+
+
+def native_bf16(flags: set[str] | None = None) -> bool:
+    """Whether the CPU multiplies bf16 in hardware: AVX512-BF16 or AMX on x86, the BF16
+    extension on ARM. Without it PyTorch emulates bf16 and a training step gets slower."""
+    flags = cpu_flags() if flags is None else flags
+    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def cpu_capability(flags: set[str] | None = None) -> str:
+    """A short name for what the CPU's vector units can do, e.g. ``"AVX-512 + native bf16"``."""
+    flags = cpu_flags() if flags is None else flags
+    vector = ("AMX" if "amx_bf16" in flags else "AVX-512" if "avx512f" in flags
+              else "AVX2" if "avx2" in flags else "NEON" if "asimd" in flags else "baseline")
+    return vector + (" + native bf16" if native_bf16(flags) else ", no native bf16")
+
+
+def weights_dtype(dev: str | None = None) -> torch.dtype:
+    """The dtype a model's weights are loaded in: fp32 on CPU (mixed precision, where it is
+    used, is autocast over fp32 weights), bf16 on GPUs that support it, fp16 on older GPUs."""
     dev = dev or device()
     if dev == "cpu":
         return torch.float32
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def train_dtype(dev: str | None = None) -> torch.dtype:
+    """The dtype training computes in:
+
+    - CPU: fp32, whatever the CPU. Where the CPU has native bf16 (AVX512-BF16, AMX; see
+      :func:`native_bf16`), bf16 autocast is faster (1.8-2.2x the previous fp32 setting in
+      ``bench/train_throughput.py``) but trained worse: lesson 01's tone adapter lost 3-9 points
+      of test accuracy against fp32 in three paired runs (``bench/bf16_vs_fp32.py``). So it is a
+      choice (``TrainConfig(dtype="bfloat16")``, ``--torch_dtype bfloat16``), not the default.
+      Without native bf16 it is emulated and a step was ~15x slower;
+    - GPU: bf16 on Ampere and newer, fp16 on older GPUs (T4)."""
+    dev = dev or device()
+    if dev == "cpu":
+        return torch.float32
+    return weights_dtype(dev)
 
 
 def use_gradient_checkpointing(dev: str | None = None) -> bool:
@@ -132,6 +176,7 @@ def env_report() -> dict:
            ("torch", "transformers", "peft", "trl", "datasets", "bitsandbytes", "onnxruntime-genai")},
         "device": dev,
         "gpu": torch.cuda.get_device_name(0) if dev == "cuda" else "none",
+        "cpu": cpu_capability(),
         "cpu_threads": cpu_threads(),
         "memory_total_gb": round(total, 1),
         "memory_available_gb": round(available, 1),

@@ -175,7 +175,7 @@ def quantization_config(quantization: str | None, compute_dtype: torch.dtype | N
             load_in_4bit=True,
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=compute_dtype or env.train_dtype(),
+            bnb_4bit_compute_dtype=compute_dtype or env.weights_dtype(),
         )
     if quantization == "int8":
         return BitsAndBytesConfig(load_in_8bit=True)
@@ -196,7 +196,7 @@ def load_base(name_or_path=None, quantization: str | None = None, dtype: torch.d
 
     path = base_model_path(name_or_path)
     device = device or env.device()
-    dtype = dtype or env.train_dtype(device)
+    dtype = dtype or env.weights_dtype(device)
     kwargs = dict(dtype=dtype, trust_remote_code=trust_remote_code)
     qconfig = quantization_config(quantization, compute_dtype=dtype)
     if qconfig is not None:

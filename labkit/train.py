@@ -3,8 +3,11 @@
 ``finetune()`` trains LoRA, QLoRA or all weights on prompt/completion pairs, computing the
 loss on the completion only. What it adds to TRL is small and visible:
 
-- hardware rules (``labkit.env``): fp32 and no gradient checkpointing on CPU (TRL's
-  defaults, bf16 and checkpointing, made a CPU step ~15x slower here), bf16/fp16 on GPU;
+- hardware rules (``labkit.env``): fp32 and no gradient checkpointing on a CPU (TRL's defaults,
+  bf16 and checkpointing, made a step ~15x slower on an AVX2 CPU; on a CPU with native bf16,
+  bf16 is faster but trained worse, see :func:`labkit.env.train_dtype`), bf16/fp16 and
+  checkpointing on a GPU;
+- on a CPU, the output layer runs on the answer tokens only (``labkit.answer_loss``);
 - a live loss plot, validation loss at intervals, optional early stopping;
 - checkpoints in ``output_dir`` that a re-run resumes from, and the final adapter saved
   atomically with its config and a small model card.
@@ -65,6 +68,8 @@ class TrainConfig:
     gradient_checkpointing: bool | None = None  # recompute activations: less memory, more compute
     eval_batch_size: int | None = None  # None: max(batch_size, 16)
     modules_to_save: list | None = None  # layers trained and saved in full next to LoRA (e.g. ["lm_head"])
+    answer_only_logits: bool = True  # CPU: run the output layer on answer tokens only (labkit.answer_loss);
+                                     # False: TRL's loss, which scores every position on a CPU
 
     def __post_init__(self):
         if self.method not in ("lora", "qlora", "full"):
@@ -138,6 +143,26 @@ def add_lora(model, cfg: TrainConfig):
             model, use_gradient_checkpointing=cfg.uses_gradient_checkpointing())
         _keep_4bit_trainable(model)
     return get_peft_model(model, lora_config(cfg))
+
+
+def trainer_class(cfg: TrainConfig, dev: str | None = None):
+    """The trainer ``finetune`` builds: TRL's ``SFTTrainer``, or on a CPU (with
+    ``answer_only_logits``) its subclass that runs the output layer on the answer tokens only.
+    On a GPU TRL's own fused LM head already does that."""
+    from trl import SFTTrainer
+
+    if cfg.answer_only_logits and (dev or env.device()) == "cpu":
+        from .answer_loss import AnswerOnlySFTTrainer
+
+        return AnswerOnlySFTTrainer
+    return SFTTrainer
+
+
+def training_attention(dtype: torch.dtype, dev: str | None = None) -> str | None:
+    """The attention kernel to train with, or None to keep the model's. On a CPU in bf16,
+    PyTorch's fused (SDPA) attention has a slow backward pass: plain ("eager") attention made
+    a step 1.1-1.25x faster (``bench/train_throughput.py``). In fp32 the two ran the same."""
+    return "eager" if (dev or env.device()) == "cpu" and dtype == torch.bfloat16 else None
 
 
 def sft_config(cfg: TrainConfig, output_dir: Path, has_eval: bool):
@@ -258,7 +283,6 @@ def finetune(model, tokenizer, train_pairs, eval_pairs=None, config: TrainConfig
     """
     from datasets import Dataset
     from transformers import EarlyStoppingCallback
-    from trl import SFTTrainer
 
     from .models import labkit_home
     from .plots import LiveLossPlot
@@ -289,9 +313,9 @@ def finetune(model, tokenizer, train_pairs, eval_pairs=None, config: TrainConfig
         from transformers import set_seed
 
         set_seed(cfg.seed)  # LoRA's A matrices start random: the same seed, the same run
-        model = add_lora(_copy_model(model), cfg)
+        model = add_lora(_use_training_attention(_copy_model(model), cfg), cfg)
     elif cfg.method == "full":
-        model = _copy_model(model)
+        model = _use_training_attention(_copy_model(model), cfg)
     model.train()
 
     args = sft_config(cfg, output_dir, has_eval=bool(eval_pairs))
@@ -303,7 +327,7 @@ def finetune(model, tokenizer, train_pairs, eval_pairs=None, config: TrainConfig
     if cfg.report_to == "tensorboard":
         cbs.append(tensorboard_callback(cfg.logging_dir or output_dir / "runs"))
     _quiet_dataset_maps()
-    trainer = SFTTrainer(
+    trainer = trainer_class(cfg)(
         model=model, args=args, processing_class=tokenizer,
         train_dataset=Dataset.from_list(list(train_pairs)),
         eval_dataset=Dataset.from_list(list(eval_pairs)) if eval_pairs else None,
@@ -357,6 +381,15 @@ def _copy_model(model):
     import copy
 
     return copy.deepcopy(model)
+
+
+def _use_training_attention(model, cfg: TrainConfig):
+    """Switch a (copied) model to the attention kernel that trains fastest here
+    (:func:`training_attention`); the results are the same."""
+    attention = training_attention(cfg.train_dtype())
+    if attention and getattr(model.config, "_attn_implementation", None) != attention:
+        model.set_attn_implementation(attention)
+    return model
 
 
 def tensorboard_callback(log_dir):

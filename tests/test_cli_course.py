@@ -278,7 +278,7 @@ def test_summary_table():
 def test_bf16_on_a_cpu_without_native_bf16_runs_with_a_note(tmp_path, tiny_folder, capsys, monkeypatch):
     import labkit.env
 
-    monkeypatch.setattr(cli, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(labkit.env, "native_bf16", lambda flags=None: False)
     monkeypatch.setattr(labkit.env, "device", lambda: "cpu")
     before = labkit.env.train_dtype
     data_file = write_jsonl(tmp_path / "tone.jsonl", tone_rows(4))

@@ -42,9 +42,23 @@ def test_settings_returns_a_copy(monkeypatch):
         env.settings("no-such-task")
 
 
-def test_cpu_trains_in_fp32_without_gradient_checkpointing():
-    assert env.train_dtype("cpu") == torch.float32
+def test_cpu_trains_in_fp32_without_gradient_checkpointing(monkeypatch):
+    # fp32 on every CPU: native bf16 is faster but trained worse (bench/bf16_vs_fp32.py)
+    for native in (False, True):
+        monkeypatch.setattr(env, "native_bf16", lambda flags=None, native=native: native)
+        assert env.train_dtype("cpu") == env.weights_dtype("cpu") == torch.float32
     assert env.use_gradient_checkpointing("cpu") is False
+
+
+def test_cpu_capability_from_the_flags():
+    avx2 = {"sse4_2", "avx", "avx2", "fma"}
+    assert not env.native_bf16(avx2) and env.cpu_capability(avx2) == "AVX2, no native bf16"
+    zen4 = avx2 | {"avx512f", "avx512bw", "avx512_bf16"}
+    assert env.native_bf16(zen4) and env.cpu_capability(zen4) == "AVX-512 + native bf16"
+    sapphire = zen4 | {"amx_bf16", "amx_tile"}
+    assert env.cpu_capability(sapphire) == "AMX + native bf16"
+    assert env.native_bf16({"asimd", "bf16"}) and not env.native_bf16(set())
+    assert isinstance(env.cpu_flags(), set)
 
 
 def test_gpu_rules(monkeypatch):
@@ -58,6 +72,6 @@ def test_gpu_rules(monkeypatch):
 def test_env_report_names_versions_and_profile():
     report = env.env_report()
     for key in ("python", "torch", "transformers", "peft", "trl", "onnxruntime-genai", "device",
-                "cpu_threads", "memory_total_gb", "profile", "train_dtype"):
+                "cpu", "cpu_threads", "memory_total_gb", "profile", "train_dtype"):
         assert key in report, key
     assert report["cpu_threads"] >= 1

@@ -25,7 +25,7 @@ def test_load_base_from_a_local_folder(tiny_folder):
     from labkit import env
 
     model, tok = models.load_base(tiny_folder)
-    assert model.dtype == env.train_dtype() and not model.training  # fp32 on a CPU, bf16/fp16 on a GPU
+    assert model.dtype == env.weights_dtype() and not model.training  # fp32 on a CPU, bf16/fp16 on a GPU
     assert model.device.type == env.device()
     assert tok.pad_token is not None
     ids = tok("hello", return_tensors="pt").to(model.device)

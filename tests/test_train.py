@@ -104,12 +104,18 @@ def test_a_finished_run_is_reused_only_with_the_same_inputs(tiny_tokenizer, tmp_
 
 
 def test_cpu_settings_are_fp32_without_checkpointing(tmp_path, monkeypatch):
+    import torch
+
     from labkit import env
 
     monkeypatch.setattr(env, "device", lambda: "cpu")  # the CPU rule, on any machine
     args = train.sft_config(tiny_config(), tmp_path, has_eval=False)
     assert not args.bf16 and not args.fp16 and not args.gradient_checkpointing
     assert args.completion_only_loss is True
+    assert train.training_attention(torch.float32) is None
+    assert train.training_attention(torch.bfloat16) == "eager"  # bf16 chosen on a CPU
+    assert train.trainer_class(tiny_config()).__name__ == "AnswerOnlySFTTrainer"
+    assert train.trainer_class(tiny_config(answer_only_logits=False)).__name__ == "SFTTrainer"
 
 
 def test_sft_config_uses_the_current_checkpointing_argument(tmp_path):
@@ -264,3 +270,59 @@ def test_early_stopping_on_validation_accuracy(tiny_tokenizer, tmp_path):
     evals = [h for h in result.history if "eval_accuracy" in h]
     best = max(evals, key=lambda h: h["eval_accuracy"])        # first of the best: ties keep the earlier one
     assert result.best_step == best["step"]
+
+
+# --- the output layer on the answer tokens only (labkit.answer_loss) ---------------------------
+
+def test_answer_only_loss_equals_trls_loss_and_gradients(tiny_tokenizer, tmp_path):
+    # the same batch through TRL's loss (every position scored) and labkit's (answer tokens only):
+    # equal loss, equal LoRA gradients
+    import torch
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    from labkit.answer_loss import AnswerOnlySFTTrainer
+
+    cfg = tiny_config(dtype="float32")
+    losses, grads = {}, {}
+    for cls in (SFTTrainer, AnswerOnlySFTTrainer):
+        torch.manual_seed(0)
+        model = train.add_lora(build_model(tiny_tokenizer), cfg)
+        for name, p in model.named_parameters():  # LoRA B starts at zero: give it values
+            if "lora_B" in name:
+                torch.nn.init.normal_(p, std=0.5)
+        trainer = cls(model=model, args=train.sft_config(cfg, tmp_path / cls.__name__, has_eval=False),
+                      processing_class=tiny_tokenizer, train_dataset=Dataset.from_list(PAIRS))
+        batch = next(iter(trainer.get_train_dataloader()))
+        model.train()
+        loss = trainer.compute_loss(trainer.model, dict(batch))
+        loss.backward()
+        losses[cls.__name__] = loss.item()
+        grads[cls.__name__] = torch.cat([p.grad.flatten() for n, p in model.named_parameters() if p.requires_grad])
+        assert (batch["labels"][:, 1:] != -100).sum() < batch["attention_mask"].sum() / 2  # mostly prompt
+    assert losses["SFTTrainer"] == pytest.approx(losses["AnswerOnlySFTTrainer"], rel=1e-5)
+    assert torch.allclose(grads["SFTTrainer"], grads["AnswerOnlySFTTrainer"], rtol=1e-4, atol=1e-6)
+
+
+def test_answer_logits_leave_generation_unchanged(tiny_tokenizer):
+    import torch
+
+    from labkit.answer_loss import add_answer_logits
+
+    model = build_model(tiny_tokenizer)
+    ids = tiny_tokenizer(["message 3 ->"], return_tensors="pt").input_ids
+    before = model(ids).logits
+    add_answer_logits(model)
+    assert torch.equal(model(ids).logits, before)
+    labels = torch.full_like(ids, -100)
+    labels[0, -1] = ids[0, -1]
+    out = model(input_ids=ids, labels=labels, answer_logits=True)
+    assert out.logits.shape == (1, model.config.vocab_size)
+    assert torch.allclose(out.logits, before[0, -2].float(), atol=1e-5)
+
+
+def test_bf16_training_on_the_cpu_lowers_the_loss(tiny_tokenizer, tmp_path):
+    # bf16 chosen on a CPU: bf16 autocast, eager attention, answer-only logits
+    result = run(tiny_tokenizer, tmp_path, config=tiny_config(max_steps=20, dtype="bfloat16"))
+    losses = [loss for _, loss in result.losses]
+    assert losses[-1] < 0.5 * losses[0], losses
