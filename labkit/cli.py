@@ -132,8 +132,12 @@ def comma_list(text: str) -> list[str]:
 # --- small helpers -------------------------------------------------------------------------
 
 def note(message: str) -> None:
-    """One line about a legal but costly setting (stderr, so stdout stays the result)."""
-    print(f"note: {message}", file=sys.stderr)
+    """One line about a legal but costly setting (stderr, so stdout stays the result); under
+    accelerate/torchrun only the main process says it."""
+    from .train import is_main_process
+
+    if is_main_process():
+        print(f"note: {message}", file=sys.stderr)
 
 
 def set_log_level(level: int) -> None:
@@ -585,14 +589,17 @@ def _finetune(args) -> int:
     load_dtype = torch.float32 if dev == "cpu" else cfg.train_dtype(dev)  # CPU bf16 = autocast over fp32
     model, tok = models.load_base(base, quantization="nf4" if args.method == "qlora" else None,
                                   dtype=load_dtype, trust_remote_code=args.trust_remote_code)
-    print(f"{task.kind} task: {len(train_pairs)} training and {len(eval_pairs)} validation "
-          f"examples from {task.source}" + (f", labels {task.labels}" if task.labels else ""))
+    if train.is_main_process():
+        print(f"{task.kind} task: {len(train_pairs)} training and {len(eval_pairs)} validation "
+              f"examples from {task.source}" + (f", labels {task.labels}" if task.labels else ""))
     result = train.finetune(model, tok, train_pairs, eval_pairs, cfg, output_dir=args.output_path,
                             live_plot=False)
     pointer = {"base_model": base, "adapter": str(result.adapter_dir),
                "note": "labkit writes this pointer instead of a copy of the base model"}
     if args.method == "full":
         pointer["base_model"] = str(result.adapter_dir)
+    if not train.is_main_process():  # data parallel: the main process writes and reports
+        return 0
     with atomic_file(Path(result.output_dir) / "model" / BASE_POINTER) as tmp:
         tmp.write_text(json.dumps(pointer, indent=2))
     print(f"Saved to {result.adapter_dir} after {result.steps} steps in {result.train_seconds:.0f} s "

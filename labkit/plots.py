@@ -40,7 +40,7 @@ class LiveLossPlot(TrainerCallback):
         self.handle = None
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if not _in_notebook():
+        if not _in_notebook() or not state.is_world_process_zero:
             return
         from IPython.display import display
 

@@ -206,6 +206,7 @@ def sft_config(cfg: TrainConfig, output_dir: Path, has_eval: bool):
         report_to="none",                     # TensorBoard is added as a callback (see finetune)
         include_num_input_tokens_seen="non_padding",  # trained tokens, padding excluded
         dataloader_num_workers=0,
+        ddp_find_unused_parameters=False,     # data parallel: every trainable weight gets a gradient
         dataset_num_proc=None,
         use_cpu=dev == "cpu",
     )
@@ -288,6 +289,8 @@ def finetune(model, tokenizer, train_pairs, eval_pairs=None, config: TrainConfig
     from .plots import LiveLossPlot
 
     cfg = config or TrainConfig()
+    main = is_main_process()
+    verbose = verbose and main  # under accelerate/torchrun only the main process prints
     base_name = str(getattr(model.config, "_name_or_path", "model"))
     fp = fingerprint(cfg, train_pairs, base_name)
     output_dir = Path(output_dir or labkit_home() / "runs" / f"{cfg.method}-{fp}")
@@ -304,6 +307,10 @@ def finetune(model, tokenizer, train_pairs, eval_pairs=None, config: TrainConfig
               f"({str(cfg.train_dtype()).replace('torch.', '')}, gradient checkpointing "
               f"{'on' if cfg.uses_gradient_checkpointing() else 'off'}), output: {output_dir}")
         print("config:", {k: v for k, v in dataclasses.asdict(cfg).items()})
+        if world_size() > 1:
+            print(f"data parallel: {world_size()} processes; global batch {global_batch_size(cfg)} = "
+                  f"{cfg.batch_size} per process x {world_size()} processes x "
+                  f"{cfg.gradient_accumulation_steps} accumulation steps")
     if cfg.early_stopping_patience and not (eval_pairs and cfg.eval_steps):
         raise ValueError("early_stopping_patience needs validation data (eval_pairs) and eval_steps: "
                          "early stopping watches the validation loss.")
@@ -335,14 +342,16 @@ def finetune(model, tokenizer, train_pairs, eval_pairs=None, config: TrainConfig
     )
     if cfg.method == "qlora":
         _adapter_dtype_follows_hardware(trainer.model, cfg.train_dtype())
-    checkpoint = resumable_checkpoint(output_dir, fp, verbose) if resume else None
-    if not resume and output_dir.is_dir():
-        for old in output_dir.glob("checkpoint-*"):  # a fresh run: old checkpoints are not ours
-            shutil.rmtree(old, ignore_errors=True)
+    with trainer.accelerator.main_process_first():  # the main process clears stale checkpoints first
+        checkpoint = resumable_checkpoint(output_dir, fp, verbose) if resume else None
+        if not resume and output_dir.is_dir() and main:
+            for old in output_dir.glob("checkpoint-*"):  # a fresh run: old checkpoints are not ours
+                shutil.rmtree(old, ignore_errors=True)
+        if main:
+            output_dir.mkdir(parents=True, exist_ok=True)
+            (output_dir / RUN_FINGERPRINT).write_text(fp)
     if checkpoint and verbose:
         print(f"Resuming from {checkpoint}")
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / RUN_FINGERPRINT).write_text(fp)
     start = time.perf_counter()
     trainer.train(resume_from_checkpoint=checkpoint)
     seconds = time.perf_counter() - start
@@ -364,10 +373,30 @@ def finetune(model, tokenizer, train_pairs, eval_pairs=None, config: TrainConfig
         final["last_train_loss"] = round(losses[-1], 4)
     if evals:
         final["best_eval_loss"] = round(min(evals), 4)
-    _save_atomically(model, tokenizer, adapter_dir, cfg, base_name, fp, history, final)
+    if main:  # one adapter, model card and run record, written by the main process
+        _save_atomically(model, tokenizer, adapter_dir, cfg, base_name, fp, history, final)
+    trainer.accelerator.wait_for_everyone()
     return TrainResult(model=model, output_dir=output_dir, adapter_dir=adapter_dir,
                        history=history, train_seconds=seconds, trained_tokens=tokens,
                        steps=trainer.state.global_step, best_step=final.get("best_step"))
+
+
+def world_size() -> int:
+    """How many training processes run together (``accelerate launch`` / ``torchrun`` set
+    ``WORLD_SIZE``); 1 in a notebook or a plain ``python`` run."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main_process() -> bool:
+    """True in the process that prints and writes files: rank 0, or the only process."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def global_batch_size(cfg: TrainConfig) -> int:
+    """Examples per optimizer step across all processes: per-process batch x processes x
+    gradient accumulation steps. Data parallelism keeps it when processes are added only if
+    the per-process batch or the accumulation shrinks by the same factor."""
+    return cfg.batch_size * world_size() * cfg.gradient_accumulation_steps
 
 
 def _is_peft(model) -> bool:

@@ -1,0 +1,98 @@
+"""Data parallelism on the standard engine: labkit's finetune under torchrun and accelerate launch,
+two CPU processes (gloo), on the tests' tiny model. And the repo's accelerate configs load.
+
+One process with batch 8 and two processes with batch 4 each take the same optimizer steps on the
+same examples (global batch 8), so their losses and LoRA weights must agree up to float rounding."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import TONE_LABELS
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKER = ROOT / "tests" / "ddp_worker.py"
+CONFIGS = ROOT / "configs" / "accelerate"
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(cmd, tmp_path, timeout=300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "LABKIT_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    run = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return run
+
+
+def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path):
+    one_dir, two_dir = tmp_path / "one", tmp_path / "two"
+    launch([sys.executable, WORKER, one_dir, 8], tmp_path)
+    two = launch([BIN / "torchrun", "--nproc_per_node", 2, "--master_port", free_port(), WORKER, two_dir, 4], tmp_path)
+    one_result = json.loads((one_dir / "result.json").read_text())
+    two_result = json.loads((two_dir / "result.json").read_text())
+    assert (two_result["world_size"], two_result["global_batch"]) == (2, 8)
+    assert (one_result["world_size"], one_result["global_batch"]) == (1, 8)
+    losses1, losses2 = one_result["losses"], two_result["losses"]
+    assert len(losses2) == two_result["steps"] == 8 and losses2[-1] < losses2[0]   # it learned
+    # the same steps: equal losses and weights up to float rounding (gradients are summed in another order)
+    assert losses2 == pytest.approx(losses1, rel=1e-4), (losses1, losses2)
+    assert two_result["lora_abs_sum"] == pytest.approx(one_result["lora_abs_sum"], rel=1e-4)
+    assert two_result["trained_tokens"] == one_result["trained_tokens"]           # counted over both processes
+    # one adapter, written once; the run printed once, with the global batch
+    assert (two_dir / "adapter" / "adapter_model.safetensors").is_file()
+    assert not list(two_dir.glob(".adapter.partial-*"))  # no half-written copy from a second writer
+    out = two.stdout
+    assert out.count("LORA fine-tuning on") == 1, out
+    assert out.count("data parallel: 2 processes; global batch 8 = 4 per process x 2 processes x 1") == 1, out
+
+
+def test_labkit_finetune_cli_runs_under_accelerate_launch(tmp_path, tiny_folder):
+    rows = [{"phrase": f"message number {i} about {label}", "tone": label} for i in range(8) for label in TONE_LABELS]
+    data_file = tmp_path / "tone.jsonl"
+    data_file.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    out = tmp_path / "ft"
+    run = launch([BIN / "accelerate", "launch", "--config_file", CONFIGS / "cpu_2proc.yaml", "--main_process_port",
+                  free_port(), "-m", "labkit.cli", "finetune", "-m", tiny_folder, "--data_name", data_file,
+                  "--text_template", "{phrase} -> {tone}", "--max_steps", 3, "--per_device_train_batch_size", 2,
+                  "-o", out], tmp_path)
+    assert (out / "adapter" / "adapter_model.safetensors").is_file()
+    assert (out / "model").is_dir()
+    assert run.stdout.count("Saved to") == 1 and run.stdout.count("classification task:") == 1, run.stdout
+    assert "global batch 4 = 2 per process x 2 processes" in run.stdout
+    record = json.loads((out / "adapter" / "labkit_run.json").read_text())
+    assert record["result"]["steps"] == 3
+
+
+@pytest.mark.parametrize("name, kind", [("cpu_2proc", "MULTI_GPU"), ("ddp_multi_gpu", "MULTI_GPU"),
+                                        ("fsdp", "FSDP"), ("deepspeed_zero2", "DEEPSPEED"),
+                                        ("deepspeed_zero3", "DEEPSPEED")])
+def test_accelerate_configs_load_with_the_fields_that_matter(name, kind):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    config = load_config_from_file(str(CONFIGS / f"{name}.yaml"))
+    assert config.distributed_type == kind and config.num_processes >= 2 and config.num_machines == 1
+    assert config.mixed_precision == "no"  # labkit's hardware rule sets the dtype, not the launcher
+    if kind == "FSDP":
+        fsdp = config.fsdp_config
+        assert fsdp["fsdp_version"] == 2 and fsdp["fsdp_auto_wrap_policy"] == "TRANSFORMER_BASED_WRAP"
+        from transformers import LlamaForCausalLM
+
+        assert fsdp["fsdp_transformer_layer_cls_to_wrap"] in LlamaForCausalLM._no_split_modules
+        assert fsdp["fsdp_state_dict_type"] == "FULL_STATE_DICT"
+    if kind == "DEEPSPEED":
+        ds = config.deepspeed_config
+        assert ds["zero_stage"] == int(name[-1])
+        assert ds["gradient_accumulation_steps"] == 1 and ds["offload_optimizer_device"] in ("none", "cpu")
+        assert ds["zero3_init_flag"] is (ds["zero_stage"] == 3)
+    if name == "cpu_2proc":  # torchrun-style launch (gloo without CUDA), not MPI; not forced to 1 process
+        assert config.use_cpu is False and config.num_processes == 2
