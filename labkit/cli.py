@@ -519,7 +519,7 @@ def train_config(args):
                   weight_decay=args.weight_decay, max_steps=args.max_steps,
                   batch_size=args.per_device_train_batch_size,
                   gradient_accumulation_steps=args.gradient_accumulation_steps,
-                  max_length=args.max_seq_len, logging_steps=args.logging_steps,
+                  group_by_length=args.group_by_length, max_length=args.max_seq_len, logging_steps=args.logging_steps,
                   eval_steps=args.eval_steps, save_steps=args.save_steps,
                   early_stopping_patience=args.early_stopping_patience, report_to=args.report_to,
                   logging_dir=args.logging_dir, seed=args.seed,
@@ -927,6 +927,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--gradient_accumulation_steps", type=positive_int, default=1)
     s.add_argument("--gradient_checkpointing", type=boolean, default=None,
                    help="true/false (default: off on CPU, on on GPU)")
+    s.add_argument("--group_by_length", type=boolean, default=True,
+                   help="true/false: batch examples of similar length (less padding); false: random batches")
     s.add_argument("--torch_dtype", choices=["auto", "float32", "bfloat16", "float16"], default="auto",
                    help="auto: float32 on CPU, bf16/fp16 on GPU")
     s.add_argument("--max_seq_len", type=positive_int, default=256, help="longer examples are an error, never cut")
