@@ -1,7 +1,8 @@
-"""Benchmark CPU inference: PyTorch eager (fp32) vs ONNX fp32 vs ONNX int4 (onnxruntime-genai).
+"""Benchmark CPU inference: PyTorch eager (fp32) vs ONNX fp32 vs ONNX int4 (onnxruntime-genai) vs llama.cpp.
 
     python bench/inference.py --model_dir path/to/model [--adapter_dir path/to/lora]
                               [--prompt_tokens 128] [--new_tokens 64] [--runs 3] [--threads N]
+                              [--requests 40]
 
 For each backend it measures, on the same prompt token ids and greedy decoding of exactly
 ``--new_tokens`` tokens (EOS is ignored):
@@ -10,6 +11,15 @@ For each backend it measures, on the same prompt token ids and greedy decoding o
 * prompt processing speed: prompt tokens / TTFT,
 * decode speed: (new_tokens - 1) / time for the tokens after the first,
 * model size on disk and peak memory (max RSS of the process).
+
+A second table measures a classifier (lessons 01 and 06: a tone label is one forward pass over a
+short prompt, read at the last position): requests per second and median latency, one request
+at a time, over ``--requests`` prompts of the tone test split.
+
+The llama.cpp row (``llama-cpp-python``, an optional extra: ``pip install -e ".[bench]"``, which
+compiles llama.cpp, minutes on 2 cores) runs the GGUF file the course ships (Q4_1, the *base*
+model: no adapter); it is left out with a note when the package is not installed. The ONNX
+models are loaded the way labkit loads them (``labkit.export.session_config``: every core).
 
 Every backend runs in its own subprocess (this script with ``--worker``), so the memory
 numbers do not mix. One warm-up run, then the median of ``--runs`` runs. The ONNX models
@@ -28,7 +38,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-BACKENDS = [("PyTorch eager fp32", "torch", None), ("ONNX fp32", "onnx", "fp32"), ("ONNX int4", "onnx", "int4")]
+BACKENDS = [("PyTorch eager fp32", "torch", None), ("ONNX fp32", "onnx", "fp32"), ("ONNX int4", "onnx", "int4"),
+            ("llama.cpp Q4_1 GGUF (base)", "llama", None)]
 FILLER = "The quick brown fox jumps over the lazy dog while the farmer counts his sheep in the morning sun. "
 
 
@@ -97,11 +108,9 @@ def bench_onnx(path, ids, new_tokens, runs, threads=None):
     """Yield (ttft_s, decode_s) per run for onnxruntime-genai (greedy, EOS ignored via min_length)."""
     import onnxruntime_genai as og
 
-    config = og.Config(str(path))
-    if threads:
-        options = {"model": {"decoder": {"session_options": {"intra_op_num_threads": threads}}}}
-        config.overlay(json.dumps(options))
-    model = og.Model(config)
+    from labkit.export import session_config
+
+    model = og.Model(session_config(path, threads))
     for _ in range(runs + 1):
         params = og.GeneratorParams(model)
         total = len(ids) + new_tokens
@@ -116,11 +125,77 @@ def bench_onnx(path, ids, new_tokens, runs, threads=None):
         yield first - start, time.perf_counter() - first
 
 
+def bench_llama(gguf, ids, new_tokens, runs, threads=None):
+    """Yield (ttft_s, decode_s) per run for llama.cpp (greedy; its generator ignores EOS)."""
+    from llama_cpp import Llama
+
+    from labkit.export import cpu_cores
+
+    llm = Llama(model_path=str(gguf), n_ctx=len(ids) + new_tokens + 8, n_threads=threads or cpu_cores(),
+                n_batch=512, verbose=False)
+    for _ in range(runs + 1):
+        llm.reset()  # no prompt cache between runs: each run processes the whole prompt
+        start = time.perf_counter()
+        tokens = llm.generate(ids, top_k=1, temp=0.0, reset=True)
+        next(tokens)
+        first = time.perf_counter()
+        for _, _ in zip(range(new_tokens - 1), tokens):
+            pass
+        yield first - start, time.perf_counter() - first
+
+
+def classify_requests(kind, path, adapter_dir, prompts, threads=None):
+    """Seconds per request of one label-scoring forward pass (last-position logits), one
+    prompt at a time, after three warm-up requests."""
+    if kind == "torch":
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if threads:
+            torch.set_num_threads(threads)
+        tok = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        if adapter_dir:
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
+        model.eval()
+
+        def request(prompt):
+            with torch.no_grad():
+                ids = tok(prompt, return_tensors="pt").input_ids
+                return model(ids, logits_to_keep=1).logits[0, -1]
+    else:
+        from labkit.export import GenAIModel
+
+        onnx = GenAIModel(path, threads)
+
+        def request(prompt):
+            return onnx.logits(prompt)
+    for prompt in prompts[:3]:
+        request(prompt)
+    times = []
+    for prompt in prompts:
+        start = time.perf_counter()
+        request(prompt)
+        times.append(time.perf_counter() - start)
+    return times
+
+
 def worker(args):
     """Run one backend and print its numbers as one JSON line."""
+    if args.worker in ("torch-classify", "onnx-classify"):
+        prompts = json.loads(Path(args.ids_file).read_text())
+        path = args.model_dir if args.worker == "torch-classify" else args.onnx_dir
+        times = classify_requests(args.worker.split("-")[0], path, args.adapter_dir, prompts, args.threads)
+        print(json.dumps({"requests_per_s": len(times) / sum(times), "median_ms": 1e3 * statistics.median(times),
+                          "peak_rss_mb": peak_rss_mb()}))
+        return
     ids = json.loads(Path(args.ids_file).read_text())
     if args.worker == "torch":
         runs = list(bench_torch(args.model_dir, args.adapter_dir, ids, args.new_tokens, args.runs, args.threads))
+    elif args.worker == "llama":
+        runs = list(bench_llama(args.onnx_dir, ids, args.new_tokens, args.runs, args.threads))
     else:
         runs = list(bench_onnx(args.onnx_dir, ids, args.new_tokens, args.runs, args.threads))
     ttft = statistics.median(r[0] for r in runs[1:])  # runs[0] is the warm-up
@@ -163,7 +238,8 @@ def parse_args(argv=None):
     p.add_argument("--new_tokens", type=int, default=64)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--threads", type=int, help="CPU threads for every backend (default: each library's own)")
-    p.add_argument("--worker", choices=["torch", "onnx"], help=argparse.SUPPRESS)
+    p.add_argument("--requests", type=int, default=40, help="classifier requests timed (tone test prompts)")
+    p.add_argument("--worker", choices=["torch", "onnx", "llama", "torch-classify", "onnx-classify"], help=argparse.SUPPRESS)
     p.add_argument("--onnx_dir", help=argparse.SUPPRESS)
     p.add_argument("--ids_file", help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -185,28 +261,65 @@ def main(argv=None):
     if args.adapter_dir:
         torch_size += sum(folder_size_mb(f) for f in Path(args.adapter_dir).glob("*.safetensors"))
 
-    rows = []
+    rows, classify_rows, exports = [], [], {}
     with tempfile.TemporaryDirectory() as tmp:
         ids_file = Path(tmp) / "ids.json"
         ids_file.write_text(json.dumps(prompt_ids(args.model_dir, args.prompt_tokens)))
         common = ["--ids_file", str(ids_file), "--new_tokens", str(args.new_tokens), "--runs", str(args.runs)]
-        common += ["--threads", str(args.threads)] if args.threads else []
+        threads = ["--threads", str(args.threads)] if args.threads else []
         for label, kind, precision in BACKENDS:
             if kind == "torch":
                 argv = ["--worker", "torch", "--model_dir", args.model_dir, *common]
                 argv += ["--adapter_dir", args.adapter_dir] if args.adapter_dir else []
                 size = torch_size
+            elif kind == "llama":
+                try:
+                    import llama_cpp  # noqa: F401
+                except ImportError:
+                    print("llama.cpp row left out: pip install llama-cpp-python (or the bench extra)", file=sys.stderr)
+                    continue
+                from labkit.models import find_gguf
+
+                gguf = find_gguf()
+                argv, size = ["--worker", "llama", "--onnx_dir", str(gguf), *common], gguf.stat().st_size / 1e6
             else:
                 with contextlib.redirect_stdout(sys.stderr):  # keep stdout for the table
-                    out = export_onnx(args.model_dir, args.adapter_dir, precision=precision)
+                    exports[label] = out = export_onnx(args.model_dir, args.adapter_dir, precision=precision)
                 argv, size = ["--worker", "onnx", "--onnx_dir", str(out), *common], folder_size_mb(out)
             print(f"benchmarking {label} ...", file=sys.stderr, flush=True)
-            rows.append({"backend": label, "size_mb": size, **run_worker(argv)})
+            rows.append({"backend": label, "size_mb": size, **run_worker(argv + threads)})
 
-    threads = f", {args.threads} threads" if args.threads else ""
-    print(f"\nprompt {args.prompt_tokens} tokens, {args.new_tokens} new tokens, median of {args.runs} runs{threads}\n")
+        prompts_file = Path(tmp) / "prompts.json"
+        prompts_file.write_text(json.dumps(tone_prompts(args.requests)))
+        for label, kind, precision in BACKENDS:
+            if kind == "llama":
+                continue
+            argv = ["--ids_file", str(prompts_file), *threads]
+            if kind == "torch":
+                argv = ["--worker", "torch-classify", "--model_dir", args.model_dir, *argv]
+                argv += ["--adapter_dir", args.adapter_dir] if args.adapter_dir else []
+            else:
+                argv = ["--worker", "onnx-classify", "--onnx_dir", str(exports[label]), *argv]
+            print(f"classifier requests: {label} ...", file=sys.stderr, flush=True)
+            classify_rows.append({"backend": label, **run_worker(argv)})
+
+    shown = f", {args.threads} threads" if args.threads else ", every core"
+    print(f"\nprompt {args.prompt_tokens} tokens, {args.new_tokens} new tokens, median of {args.runs} runs{shown}\n")
     print(markdown_table(rows))
-    return rows
+    print(f"\nclassifier: one forward pass per request (tone test prompts, {args.requests} requests, one at a time)\n")
+    print("| backend | requests/s | median latency (ms) | peak RSS (MB) |")
+    print("|---|---:|---:|---:|")
+    for r in classify_rows:
+        print(f"| {r['backend']} | {r['requests_per_s']:.1f} | {r['median_ms']:.1f} | {r['peak_rss_mb']:.0f} |")
+    return rows, classify_rows
+
+
+def tone_prompts(n: int) -> list[str]:
+    """The first ``n`` tone test messages as the course's classifier prompts."""
+    from labkit import data
+
+    test = list(data.load_dataset("tone")["test"])[:n]
+    return [pair["prompt"] for pair in data.task_pairs("tone", test)]
 
 
 if __name__ == "__main__":

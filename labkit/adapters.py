@@ -38,6 +38,7 @@ from pathlib import Path
 from .atomic import atomic_file
 from .export import (
     DEFAULT_INT4_OPTIONS,
+    PREFILL_OPTIONS,
     DEVICES,
     GenAIModel,
     _check_adapter_dir,
@@ -281,8 +282,9 @@ def _builder_options(model_dir: Path, precision: str, targets: list[str], int4_o
     if precision != "int4":
         if int4_options:
             warnings.warn(f"int4_options are ignored for precision={precision!r}")
-        return {}
-    options = {k: v for k, v in {**DEFAULT_INT4_OPTIONS, **(int4_options or {})}.items() if v is not None}
+        return dict(PREFILL_OPTIONS)
+    options = {**PREFILL_OPTIONS,
+               **{k: v for k, v in {**DEFAULT_INT4_OPTIONS, **(int4_options or {})}.items() if v is not None}}
     config = json.loads((model_dir / "config.json").read_text())
     if int(options.get("block_size", 32)) > config.get("hidden_size", 1 << 30):
         raise ValueError(f"int4 block_size {options['block_size']} > hidden_size {config['hidden_size']}: use a smaller block_size.")

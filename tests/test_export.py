@@ -143,11 +143,31 @@ def test_genai_model_runtime(tiny, fp32_dir):
     assert isinstance(answer, str)
     assert "".join(m.stream(messages, max_new_tokens=8)) == answer
     assert isinstance(m.generate("hello", max_new_tokens=4, do_sample=True, temperature=0.8, top_p=0.9), str)
-    # logits: last position vs all positions
+    # logits: the default export computes them at the last position only (prune_lm_head)
     ids = m.token_ids("the cat sat on the mat")
-    last, every = m.logits(ids), m.logits("the cat sat on the mat", all_positions=True)
-    assert last.shape == (300,) and every.shape == (len(ids), 300)
-    assert abs(every[-1] - last).max() < 1e-5
+    last = m.logits(ids)
+    assert last.shape == (300,)
+    with pytest.raises(ValueError, match="prune_lm_head=False"):
+        m.logits(ids, all_positions=True)
+
+
+def test_an_unpruned_export_gives_every_positions_logits_equal_to_the_pruned_last(tiny, fp32_dir, tmp_path):
+    full = GenAIModel(export_onnx(tiny, precision="fp32", out=tmp_path / "full", prune_lm_head=False))
+    pruned = GenAIModel(fp32_dir)
+    ids = pruned.token_ids("the cat sat on the mat")
+    every = full.logits(ids, all_positions=True)
+    assert every.shape == (len(ids), 300)
+    assert abs(every[-1] - pruned.logits(ids)).max() < 1e-5
+
+
+def test_session_config_sets_the_cpu_threads(fp32_dir):
+    import json
+
+    from labkit.export import cpu_cores, session_config
+
+    assert cpu_cores() >= 1
+    session_config(fp32_dir, threads=1)  # loads; the export's own genai_config.json is untouched
+    assert "intra_op_num_threads" not in json.dumps(json.loads((fp32_dir / "genai_config.json").read_text()))
 
 
 def test_int4_export(tiny, fp32_dir, tmp_path):
