@@ -20,6 +20,7 @@ def main():
     p.add_argument("--train_examples", type=int, default=None, help="default: the quick profile's")
     p.add_argument("--max_steps", type=int, default=None, help="default: the quick profile's")
     p.add_argument("--dtypes", default="float32,bfloat16")
+    p.add_argument("--seed", type=int, default=None, help="default: the recipe's (0)")
     a = p.parse_args()
 
     config, pairs = lessons.tone_recipe()
@@ -27,6 +28,8 @@ def main():
         pairs = data.task_pairs("tone", list(data.load_dataset("tone")["train"])[: a.train_examples])
     if a.max_steps:
         config = dataclasses.replace(config, max_steps=a.max_steps, save_steps=a.max_steps)
+    if a.seed is not None:
+        config = dataclasses.replace(config, seed=a.seed)
     test = list(data.load_dataset("tone")["test"])
     labels = sorted({r["tone"] for r in data.load_dataset("tone")["train"]})
     prompts = [data.task_pairs("tone", [r])[0]["prompt"] for r in test]
@@ -44,7 +47,7 @@ def main():
         del result
 
     print(f"\nLesson 01's tone LoRA: {len(pairs)} examples, {config.max_steps} steps, batch {config.batch_size}; "
-          f"CPU: {env.cpu_capability()}\n")
+          f"seed {config.seed}; CPU: {env.cpu_capability()}\n")
     print("| dtype | test accuracy | train seconds | trained tokens/s |")
     print("|---|---|---|---|")
     for dtype, accuracy, seconds, speed, _ in rows:

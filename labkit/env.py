@@ -126,10 +126,11 @@ def train_dtype(dev: str | None = None) -> torch.dtype:
     """The dtype training computes in:
 
     - CPU: fp32, whatever the CPU. Where the CPU has native bf16 (AVX512-BF16, AMX; see
-      :func:`native_bf16`), bf16 autocast is faster (1.8-2.2x the previous fp32 setting in
-      ``bench/train_throughput.py``) but trained worse: lesson 01's tone adapter lost 3-9 points
-      of test accuracy against fp32 in three paired runs (``bench/bf16_vs_fp32.py``). So it is a
-      choice (``TrainConfig(dtype="bfloat16")``, ``--torch_dtype bfloat16``), not the default.
+      :func:`native_bf16`), bf16 autocast is faster (1.4-1.6x labkit's fp32 step in
+      ``bench/train_throughput.py``) but never trained better and its loss curve was noisier:
+      lesson 01's tone adapter scored 0.7, 2.9 and 5.1 points below fp32 in three paired runs
+      (``bench/bf16_vs_fp32.py``, 138 test messages). So it is a choice
+      (``TrainConfig(dtype="bfloat16")``, ``--torch_dtype bfloat16``), not the default.
       Without native bf16 it is emulated and a step was ~15x slower;
     - GPU: bf16 on Ampere and newer, fp16 on older GPUs (T4)."""
     dev = dev or device()
