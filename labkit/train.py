@@ -58,7 +58,7 @@ class TrainConfig:
                                      # (None: yes when early stopping is on)
     metric_for_best_model: str = "eval_loss"  # what "best" means for early stopping and restoring;
                                      # "eval_accuracy" needs the ValidationAccuracy callback
-    optim: str = "adamw_torch"       # "paged_adamw_8bit" for QLoRA on a GPU
+    optim: str | None = None         # None: "paged_adamw_8bit" for QLoRA on a GPU, else "adamw_torch"
     report_to: str = "none"          # "tensorboard": write TensorBoard event files too
     logging_dir: str | None = None   # where TensorBoard logs go (default: output_dir/runs)
     seed: int = 0
@@ -88,6 +88,15 @@ class TrainConfig:
         if self.gradient_checkpointing is None:
             return env.use_gradient_checkpointing(dev)
         return self.gradient_checkpointing
+
+    def optimizer(self, dev: str | None = None) -> str:
+        """``optim`` if set, else the rule: QLoRA on a GPU uses 8-bit AdamW in paged memory (the
+        QLoRA paper's recipe: optimizer state 4x smaller, and it spills to CPU RAM instead of
+        failing at a memory spike); everything else plain AdamW (bitsandbytes' paged optimizers
+        need CUDA)."""
+        if self.optim:
+            return self.optim
+        return "paged_adamw_8bit" if self.method == "qlora" and (dev or env.device()) == "cuda" else "adamw_torch"
 
     @property
     def restores_best(self) -> bool:
@@ -183,7 +192,7 @@ def sft_config(cfg: TrainConfig, output_dir: Path, has_eval: bool):
         lr_scheduler_type=cfg.lr_scheduler_type,
         warmup_steps=cfg.warmup_steps,
         weight_decay=cfg.weight_decay,
-        optim=cfg.optim,
+        optim=cfg.optimizer(dev),
         max_length=cfg.max_length,
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random",
         completion_only_loss=True,           # loss on the answer, not on the prompt
@@ -307,6 +316,11 @@ def finetune(model, tokenizer, train_pairs, eval_pairs=None, config: TrainConfig
               f"({str(cfg.train_dtype()).replace('torch.', '')}, gradient checkpointing "
               f"{'on' if cfg.uses_gradient_checkpointing() else 'off'}), output: {output_dir}")
         print("config:", {k: v for k, v in dataclasses.asdict(cfg).items()})
+        from .memory import training_memory_gb
+
+        estimate = training_memory_gb(model.config, cfg)
+        print("memory estimate (labkit.memory.training_memory_gb, at max_length): "
+              + ", ".join(f"{k} {v:.2f} GB" for k, v in estimate.items()))
         if world_size() > 1:
             print(f"data parallel: {world_size()} processes; global batch {global_batch_size(cfg)} = "
                   f"{cfg.batch_size} per process x {world_size()} processes x "
