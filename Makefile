@@ -40,6 +40,10 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip uninstall --quiet --yes labkit 2>/dev/null || true
 	$(PY) -m pip install --quiet --no-deps -e .
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
+	# JupyterLab asks every new learner whether to fetch news from the internet: answer "no" once here
+	mkdir -p $(VENV)/share/jupyter/lab/settings
+	echo '{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}' \
+		> $(VENV)/share/jupyter/lab/settings/overrides.json
 	touch $(STAMP)
 
 model: $(STAMP)

@@ -27,7 +27,9 @@ CHROMIUM = os.environ.get("LABKIT_CHROMIUM") or shutil.which("chromium") or shut
 # which a machine without internet refuses by the dozen.
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-LESSON = "00_setup.ipynb"
+# What a learner runs: lesson 00 whole, and a training lesson's first sections (lesson 01 up to its
+# fine-tuning, section 5: the prompting baselines, each scored on the test split).
+LESSONS = {"00_setup.ipynb": None, "01_why_finetune.ipynb": "## 5."}
 RUN_TIMEOUT_S = 600   # lesson 00 converts the base model on a machine that has never run it (about a minute)
 
 
@@ -47,8 +49,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def jupyter_lab(tmp_path):
+def copy_lesson(name: str, folder: Path) -> None:
+    """Copy a lesson into ``folder``; with a heading in LESSONS, only the cells before it."""
+    import nbformat
+
+    nb = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+    stop = LESSONS[name]
+    if stop:
+        end = next(i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and c.source.startswith(stop))
+        nb.cells = nb.cells[:end]
+    nbformat.write(nb, folder / name)
+
+
+@pytest.fixture(params=list(LESSONS))
+def jupyter_lab(tmp_path, request):
     """`make lab`'s command (`jupyter lab notebooks/`) on a copy of the lesson, on its own port
     with its own token; yields the lab's base URL and token. The copy keeps the outputs the UI
     writes out of the repository."""
@@ -59,7 +73,7 @@ def jupyter_lab(tmp_path):
         pytest.skip(f"browser test skipped: {missing}")
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
-    shutil.copy(ROOT / "notebooks" / LESSON, notebooks / LESSON)
+    copy_lesson(request.param, notebooks)
     port, token = _free_port(), secrets.token_hex(16)
     log = open(tmp_path / "jupyter.log", "w")
     lab = subprocess.Popen(
@@ -78,7 +92,7 @@ def jupyter_lab(tmp_path):
                 if lab.poll() is not None or time.time() > deadline:
                     raise RuntimeError(f"JupyterLab did not start: {(tmp_path / 'jupyter.log').read_text()[-2000:]}")
                 time.sleep(0.5)
-        yield url, token, notebooks
+        yield url, token, notebooks, request.param
     finally:
         lab.terminate()
         try:
@@ -111,18 +125,18 @@ def _wait_idle(url: str, token: str, timeout: float, settle: float = 3.0) -> Non
     raise TimeoutError(f"the kernel was not idle after {timeout:.0f} s: {_kernel_states(url, token)}")
 
 
-def test_a_learner_runs_lesson_00_in_jupyterlab(jupyter_lab, tmp_path):
+def test_a_learner_runs_a_lesson_in_jupyterlab(jupyter_lab, tmp_path):
     import nbformat
     from playwright.sync_api import sync_playwright
 
-    url, token, folder = jupyter_lab
-    screenshot = tmp_path / f"{Path(LESSON).stem}.png"
-    saved = folder / LESSON
+    url, token, folder, lesson = jupyter_lab
+    screenshot = tmp_path / f"{Path(lesson).stem}.png"
+    saved = folder / lesson
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
-            page.goto(f"{url}/lab/tree/{LESSON}?token={token}")
+            page.goto(f"{url}/lab/tree/{lesson}?token={token}")
             page.locator(".jp-Notebook .jp-CodeCell").first.wait_for(timeout=60_000)
             _wait_idle(url, token, timeout=120)            # the kernel has started
             # Run > Run All Cells, through JupyterLab's menu as a learner would
@@ -137,6 +151,7 @@ def test_a_learner_runs_lesson_00_in_jupyterlab(jupyter_lab, tmp_path):
             # what the page shows: every output area's text (textContent: also cells scrolled out of view)
             outputs = page.evaluate(
                 "() => [...document.querySelectorAll('.jp-Notebook .jp-OutputArea-output')].map(e => e.textContent)")
+            news_prompt = page.get_by_text("official Jupyter news").count()   # `make` answers it (overrides.json)
             busy = page.evaluate(
                 "() => [...document.querySelectorAll('.jp-Notebook .jp-InputPrompt')].filter(e => e.textContent.includes('*')).length")
             before = saved.stat().st_mtime
@@ -146,15 +161,20 @@ def test_a_learner_runs_lesson_00_in_jupyterlab(jupyter_lab, tmp_path):
                 time.sleep(0.2)
         finally:
             browser.close()
-    print(f"\nscreenshot of {LESSON} after Run All: {screenshot}")
+    print(f"\nscreenshot of {lesson} after Run All: {screenshot}")
     text = "\n".join(outputs)
     errors = [t for t in outputs if re.search(r"Traceback|\w+Error: ", t)]
     assert not errors, f"a cell shows an error (screenshot {screenshot}):\n{errors[0][:2000]}"
     assert busy == 0, f"{busy} cell(s) still running or queued (screenshot {screenshot})"
-    # the environment report (a table of versions and the hardware rule) ...
-    assert all(key in text for key in ("torch", "transformers", "train_dtype", "profile")), text[:2000]
-    # ... and the base model's first chat reply, timed
-    assert re.search(r"\d+ tokens in [\d.]+ s = [\d.]+ tokens/s", text), text[-2000:]
+    assert news_prompt == 0, f"JupyterLab asks about fetching news (screenshot {screenshot})"
+    if lesson.startswith("00"):
+        # the environment report (a table of versions and the hardware rule) ...
+        assert all(key in text for key in ("torch", "transformers", "train_dtype", "profile")), text[:2000]
+        # ... and the base model's first chat reply, timed
+        assert re.search(r"\d+ tokens in [\d.]+ s = [\d.]+ tokens/s", text), text[-2000:]
+    else:  # lesson 01's prompting baselines, each measured on the test split
+        for approach in ("zero-shot prompt", "few-shot prompt", "bare template"):
+            assert re.search(approach + r".*accuracy 0\.\d+, \d+ prompt tokens", text), (approach, text[-2000:])
     # the saved notebook: every code cell ran, in order, and none raised
     nb = nbformat.read(saved, as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]

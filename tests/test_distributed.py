@@ -37,7 +37,8 @@ def launch(cmd, tmp_path, timeout=300) -> subprocess.CompletedProcess:
 def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path):
     one_dir, two_dir = tmp_path / "one", tmp_path / "two"
     launch([sys.executable, WORKER, one_dir, 8], tmp_path)
-    two = launch([BIN / "torchrun", "--nproc_per_node", 2, "--master_port", free_port(), WORKER, two_dir, 4], tmp_path)
+    two = launch([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", 2, "--master_port", free_port(),
+                  WORKER, two_dir, 4], tmp_path)
     one_result = json.loads((one_dir / "result.json").read_text())
     two_result = json.loads((two_dir / "result.json").read_text())
     assert (two_result["world_size"], two_result["global_batch"]) == (2, 8)
