@@ -316,11 +316,7 @@ def finetune(model, tokenizer, train_pairs, eval_pairs=None, config: TrainConfig
               f"({str(cfg.train_dtype()).replace('torch.', '')}, gradient checkpointing "
               f"{'on' if cfg.uses_gradient_checkpointing() else 'off'}), output: {output_dir}")
         print("config:", {k: v for k, v in dataclasses.asdict(cfg).items()})
-        from .memory import training_memory_gb
-
-        estimate = training_memory_gb(model.config, cfg)
-        print("memory estimate (labkit.memory.training_memory_gb, at max_length): "
-              + ", ".join(f"{k} {v:.2f} GB" for k, v in estimate.items()))
+        _print_memory_estimate(model.config, cfg)
         if world_size() > 1:
             print(f"data parallel: {world_size()} processes; global batch {global_batch_size(cfg)} = "
                   f"{cfg.batch_size} per process x {world_size()} processes x "
@@ -393,6 +389,19 @@ def finetune(model, tokenizer, train_pairs, eval_pairs=None, config: TrainConfig
     return TrainResult(model=model, output_dir=output_dir, adapter_dir=adapter_dir,
                        history=history, train_seconds=seconds, trained_tokens=tokens,
                        steps=trainer.state.global_step, best_step=final.get("best_step"))
+
+
+def _print_memory_estimate(model_config, cfg: TrainConfig) -> None:
+    """One line: :func:`labkit.memory.training_memory_gb` for this run (skipped for a model
+    whose config lacks the sizes it reads: an estimate never stops a run)."""
+    from .memory import training_memory_gb
+
+    try:
+        estimate = training_memory_gb(model_config, cfg)
+    except (AttributeError, TypeError, KeyError):
+        return
+    print("memory estimate (labkit.memory.training_memory_gb, at max_length): "
+          + ", ".join(f"{k} {v:.2f} GB" for k, v in estimate.items()))
 
 
 def world_size() -> int:
