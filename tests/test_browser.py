@@ -5,7 +5,7 @@ Needs Debian's `chromium` (or $LABKIT_CHROMIUM) and the `playwright` Python pack
 downloads are not used). Without them the test is skipped and pytest's summary says why; with
 LABKIT_REQUIRE_BROWSER=1 (set by .ci/run) a missing browser is a failure instead.
 
-Run it alone:  .venv/bin/python -m pytest tests/test_browser.py -s   (prints the screenshot's path)
+Run it alone:  .venv/bin/python -m pytest tests/test_browser.py   (screenshots: course-report/browser/)
 """
 
 import os
@@ -130,7 +130,9 @@ def test_a_learner_runs_a_lesson_in_jupyterlab(jupyter_lab, tmp_path):
     from playwright.sync_api import sync_playwright
 
     url, token, folder, lesson = jupyter_lab
-    screenshot = tmp_path / f"{Path(lesson).stem}.png"
+    # next to make course's report, where an instructor looks (course-report/ is not committed)
+    screenshot = ROOT / "course-report" / "browser" / f"{Path(lesson).stem}.png"
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
     saved = folder / lesson
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
