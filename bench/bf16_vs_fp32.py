@@ -6,7 +6,8 @@ Trains lesson 01's LoRA recipe (the quick profile's config; ``--train_examples``
 change its size) once per dtype, everything else equal (same data, seed, answer-only logits),
 then label-scores the 138 test messages with each adapter (in fp32). Prints the training loss
 every 10 steps, the test accuracy, the training time and trained tokens/s. On a CPU without
-native bf16 the bf16 row is slow (emulated); the hardware rule only picks bf16 where it is native.
+native bf16 the bf16 row is slow (emulated). labkit trains in fp32 on every CPU by default;
+this script is the evidence for that choice (see ``labkit.env.train_dtype``).
 """
 
 import argparse

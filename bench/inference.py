@@ -75,20 +75,27 @@ def prompt_ids(model_dir, n: int) -> list[int]:
 # --------------------------------------------------------------------------- workers
 
 
-def bench_torch(model_dir, adapter_dir, ids, new_tokens, runs, threads=None):
-    """Yield (ttft_s, decode_s) per run for transformers' generate() in fp32."""
+def load_torch(model_dir, adapter_dir=None, threads=None):
+    """The fp32 PyTorch model (the LoRA adapter merged in, if given), on ``threads`` threads."""
     import torch
-    from transformers import AutoModelForCausalLM, GenerationConfig
+    from transformers import AutoModelForCausalLM
 
     if threads:
         torch.set_num_threads(threads)
-
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     if adapter_dir:
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
-    model.eval()
+    return model.eval()
+
+
+def bench_torch(model_dir, adapter_dir, ids, new_tokens, runs, threads=None):
+    """Yield (ttft_s, decode_s) per run for transformers' generate() in fp32."""
+    import torch
+    from transformers import GenerationConfig
+
+    model = load_torch(model_dir, adapter_dir, threads)
     input_ids = torch.tensor([ids])
     pad = model.config.pad_token_id if model.config.pad_token_id is not None else 0
 
@@ -129,7 +136,7 @@ def bench_llama(gguf, ids, new_tokens, runs, threads=None):
     """Yield (ttft_s, decode_s) per run for llama.cpp (greedy; its generator ignores EOS)."""
     from llama_cpp import Llama
 
-    from labkit.export import cpu_cores
+    from labkit.env import cpu_cores
 
     llm = Llama(model_path=str(gguf), n_ctx=len(ids) + new_tokens + 8, n_threads=threads or cpu_cores(),
                 n_batch=512, verbose=False)
@@ -149,17 +156,10 @@ def classify_requests(kind, path, adapter_dir, prompts, threads=None):
     prompt at a time, after three warm-up requests."""
     if kind == "torch":
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer
 
-        if threads:
-            torch.set_num_threads(threads)
         tok = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
-        if adapter_dir:
-            from peft import PeftModel
-
-            model = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
-        model.eval()
+        model = load_torch(path, adapter_dir, threads)
 
         def request(prompt):
             with torch.no_grad():

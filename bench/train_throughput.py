@@ -61,6 +61,7 @@ def matmul_peak(dtype: torch.dtype, n: int = 2048, seconds: float = 1.5) -> floa
 def labkit_row(name, base, tok, pairs, steps, batch_size, **settings) -> dict:
     """One run of ``labkit.train.finetune`` with the timer attached."""
     from labkit import train
+    from labkit.answer_loss import AnswerOnlySFTTrainer
 
     cfg = train.TrainConfig(max_steps=steps + 1, batch_size=batch_size, eval_steps=None,
                             save_steps=10_000, **settings)
@@ -70,7 +71,8 @@ def labkit_row(name, base, tok, pairs, steps, batch_size, **settings) -> dict:
                    callbacks=[timer], verbose=False)
     shutil.rmtree(out, ignore_errors=True)
     return {"settings": name, "dtype": dtype, "checkpointing": cfg.uses_gradient_checkpointing(),
-            "output layer": "answer tokens" if train.trainer_class(cfg).__name__ != "SFTTrainer" else "every position",
+            "output layer": "answer tokens" if issubclass(train.trainer_class(cfg), AnswerOnlySFTTrainer)
+                            else "every position",
             "attention": train.training_attention(dtype) or "sdpa", **_speed(timer, steps)}
 
 

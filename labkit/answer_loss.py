@@ -42,8 +42,7 @@ def add_answer_logits(causal_lm) -> None:
 
     def forward(self, *args, answer_logits=False, labels=None, **kwargs):
         if not answer_logits:
-            return original_forward(*args, labels=labels, **kwargs) if labels is not None \
-                else original_forward(*args, **kwargs)
+            return original_forward(*args, labels=labels, **kwargs)
         kwargs["use_cache"] = False
         hidden = self.base_model(*args, **kwargs).last_hidden_state
         targets = labels[:, 1:]                      # position t predicts token t + 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
+from pathlib import Path
 
 import torch
 
@@ -88,7 +89,7 @@ def device() -> str:
 def cpu_flags() -> set[str]:
     """The instruction-set flags this CPU reports in ``/proc/cpuinfo`` (Linux; empty elsewhere)."""
     try:
-        text = open("/proc/cpuinfo", encoding="utf-8", errors="replace").read()
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
     except OSError:
         return set()
     for line in text.splitlines():
@@ -143,6 +144,11 @@ def use_gradient_checkpointing(dev: str | None = None) -> bool:
     """Gradient checkpointing trades compute for memory. Off on CPU (memory is plentiful,
     compute is not); on for GPUs, where memory is what runs out first."""
     return (dev or device()) != "cpu"
+
+
+def cpu_cores() -> int:
+    """The CPU cores this process may use (what ONNX Runtime and llama.cpp are given)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def cpu_threads() -> int:

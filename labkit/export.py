@@ -378,11 +378,6 @@ def export_onnx(
 # --------------------------------------------------------------------------- runtime
 
 
-def cpu_cores() -> int:
-    """The CPU cores this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def session_config(path, threads: int | None = None):
     """An ``onnxruntime_genai.Config`` for the model folder ``path`` that computes on
     ``threads`` CPU threads (default: every core this process may use).
@@ -391,6 +386,8 @@ def session_config(path, threads: int | None = None):
     a 128-token prompt took 244 ms with the int4 model instead of 153 ms with both cores
     (bench/inference.py). The setting is made at load time, not written into the export's
     genai_config.json, so an export copied to another machine uses that machine's cores."""
+    from .env import cpu_cores
+
     og = _import_og()
     config = og.Config(str(path))
     options = {"model": {"decoder": {"session_options": {"intra_op_num_threads": threads or cpu_cores()}}}}

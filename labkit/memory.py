@@ -83,7 +83,8 @@ def training_memory_gb(model_config, cfg, seq_len: int | None = None, dev: str |
     ``cfg.max_length``, the longest allowed). The terms, so that you can see what to change:
 
     - ``weights``: every parameter in the weights dtype (NF4 for QLoRA: ~0.5 byte + scales);
-    - ``trainable``: LoRA's (or all, for ``method="full"``) parameters in fp32, their gradients
+    - ``trainable``: LoRA's parameters (counted on every linear layer: an upper bound when
+      ``target_modules`` names fewer), or all for ``method="full"``, in fp32, their gradients
       and the optimizer state (AdamW: 8 bytes per parameter; 8-bit AdamW: 2);
     - ``activations``: what the backward pass needs, per layer and token ~(8·hidden +
       4·intermediate) values in the training dtype; with gradient checkpointing only each
@@ -93,7 +94,6 @@ def training_memory_gb(model_config, cfg, seq_len: int | None = None, dev: str |
 
     Frameworks add workspace and fragmentation on top: keep the total well under the device."""
     from . import env
-    from .train import DTYPES
 
     dev = dev or env.device()
     seq_len = seq_len or cfg.max_length
@@ -113,8 +113,7 @@ def training_memory_gb(model_config, cfg, seq_len: int | None = None, dev: str |
         sizes = [(h, h), (h, h), (h, kv * head_dim), (h, kv * head_dim), (h, inter), (h, inter), (inter, h)]
         n_trainable = n_layers * sum(cfg.r * (a + b) for a, b in sizes)
     optimizer_bytes = 2 if "8bit" in cfg.optimizer(dev) else 8
-    act_bytes = DTYPES[cfg.dtype].itemsize if cfg.dtype else cfg.train_dtype(dev).itemsize
-    act_bytes = min(act_bytes, 4)
+    act_bytes = cfg.train_dtype(dev).itemsize
     tokens = cfg.batch_size * seq_len
     full_layer = (8 * h + 4 * inter) * act_bytes * tokens
     if cfg.uses_gradient_checkpointing(dev):

@@ -163,7 +163,8 @@ def test_an_unpruned_export_gives_every_positions_logits_equal_to_the_pruned_las
 def test_session_config_sets_the_cpu_threads(fp32_dir):
     import json
 
-    from labkit.export import cpu_cores, session_config
+    from labkit.env import cpu_cores
+    from labkit.export import session_config
 
     assert cpu_cores() >= 1
     session_config(fp32_dir, threads=1)  # loads; the export's own genai_config.json is untouched
