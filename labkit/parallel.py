@@ -13,7 +13,6 @@ The main process prints one JSON line.
 from __future__ import annotations
 
 import json
-import sys
 import time
 
 import torch
@@ -38,7 +37,14 @@ def allreduce_seconds(n_floats: int, repeats: int = 10) -> float:
 
 
 def main(argv=None) -> None:
-    n_floats = int((argv or sys.argv[1:])[0])
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="torchrun --standalone --nproc_per_node N -m labkit.parallel",
+                                     description="Time one all-reduce of a gradient of N float32 numbers.")
+    parser.add_argument("n_floats", type=int, help="gradient size, e.g. a model's trainable parameter count")
+    n_floats = parser.parse_args(argv).n_floats
+    if n_floats < 1:
+        parser.error(f"n_floats must be a whole number greater than 0, got {n_floats}")
     dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     if torch.cuda.is_available():
         torch.cuda.set_device(dist.get_rank() % torch.cuda.device_count())
