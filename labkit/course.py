@@ -12,12 +12,33 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import re
 import sys
 import time
 from pathlib import Path
 
 METRICS_ENV = "LABKIT_COURSE_METRICS"
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # terminal colour codes in a kernel's traceback
+
+
+def _update_metrics(update: dict) -> None:
+    """Merge ``update`` into the running lesson's metrics file (under ``make course``), under its
+    lock and through a temporary file, so a crash or a second writer never leaves half a file."""
+    path = os.environ.get(METRICS_ENV)
+    if not path:
+        return
+    from .atomic import atomic_file, locked
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with locked(path):
+        old = json.loads(path.read_text()) if path.is_file() else {}
+        for key, value in update.items():
+            old[key] = {**old.get(key, {}), **value} if isinstance(value, dict) else value
+        with atomic_file(path) as tmp:
+            tmp.write_text(json.dumps(old, indent=2))
 
 
 def record(**numbers) -> dict:
@@ -26,12 +47,36 @@ def record(**numbers) -> dict:
     Under ``make course`` they go into the summary; in a normal session this just returns
     them, so the call is harmless anywhere."""
     clean = {k: (round(float(v), 4) if isinstance(v, (int, float)) else v) for k, v in numbers.items()}
-    path = os.environ.get(METRICS_ENV)
-    if path:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        old = json.loads(Path(path).read_text()) if Path(path).is_file() else {}
-        Path(path).write_text(json.dumps({**old, **clean}, indent=2))
+    _update_metrics(clean)
     return clean
+
+
+def claim(statement: str, measured: float, *, at_least: float | None = None,
+          at_most: float | None = None) -> float:
+    """Check one of the lesson's claims on a number the lesson just measured, and show its margin.
+
+        claim("LoRA beats the best prompt (paired 95% lower bound, points)", 100 * low, at_least=15)
+
+    prints ``✓ LoRA beats ...: 30.1 >= 15 (margin 15.1)`` and returns the margin; when the claim
+    does not hold it raises ``AssertionError`` with the same line. Give both bounds for a band
+    (the margin is then the distance to the nearer edge). A claim's threshold should sit further
+    from the measured value than the value moves between seeds: ``bench/course_margins.py``
+    re-runs the lessons with other ``LABKIT_SEED`` values and prints every claim's margins."""
+    if at_least is None and at_most is None:
+        raise ValueError("claim() needs at_least=, at_most= or both (a band).")
+    measured = float(measured)
+    edges = [(measured - at_least, f">= {at_least:.4g}")] if at_least is not None else []
+    edges += [(at_most - measured, f"<= {at_most:.4g}")] if at_most is not None else []
+    margin, _ = min(edges)
+    bound = " and ".join(text for _, text in edges)
+    holds = margin >= 0 and not math.isnan(margin)
+    line = f"{'✓' if holds else '✗'} {statement}: {measured:.4g} {bound} (margin {margin:.3g})"
+    _update_metrics({"claims": {statement: {"measured": round(measured, 6), "bound": bound,
+                                            "margin": round(margin, 6)}}})
+    if not holds:
+        raise AssertionError(line)
+    print(line)
+    return margin
 
 
 def run_notebook(path: Path, out_dir: Path, timeout: int = 1800) -> dict:
@@ -51,7 +96,8 @@ def run_notebook(path: Path, out_dir: Path, timeout: int = 1800) -> dict:
     try:
         client.execute()
     except Exception as e:  # a failing cell: keep going with the next lesson
-        error = f"{type(e).__name__}: {str(e).strip().splitlines()[-1] if str(e).strip() else ''}"
+        text = ANSI.sub("", str(e)).strip()
+        error = f"{type(e).__name__}: {text.splitlines()[-1] if text else ''}"
     seconds = time.perf_counter() - start
     nbformat.write(nb, out_dir / path.name)
     metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
@@ -62,7 +108,7 @@ def run_notebook(path: Path, out_dir: Path, timeout: int = 1800) -> dict:
 def to_markdown(rows: list[dict]) -> str:
     lines = ["| lesson | result | wall time | headline numbers |", "|---|---|---|---|"]
     for r in rows:
-        nums = ", ".join(f"{k}={v}" for k, v in r["metrics"].items()) or "-"
+        nums = ", ".join(f"{k}={v}" for k, v in r["metrics"].items() if k != "claims") or "-"
         result = "passed" if r["passed"] else f"FAILED ({r['error']})"
         lines.append(f"| {r['notebook']} | {result} | {r['seconds'] / 60:.1f} min | {nums} |")
     return "\n".join(lines) + "\n"

@@ -70,6 +70,19 @@ def profile() -> str:
     return "full" if torch.cuda.is_available() else "quick"
 
 
+def seed() -> int:
+    """The course's seed: ``$LABKIT_SEED`` (default 0). Every training run (``TrainConfig.seed``),
+    every bootstrap resample and every random draw a lesson makes reads it, so one setting
+    re-runs the whole course on another draw of the dice (``bench/course_margins.py`` does
+    that to measure how much each lesson's checks move between seeds)."""
+    raw = os.environ.get("LABKIT_SEED", "").strip()
+    if not raw:
+        return 0
+    if not raw.isdigit():
+        raise ValueError(f"LABKIT_SEED={raw!r} is not a seed; use a whole number >= 0, e.g. LABKIT_SEED=1.")
+    return int(raw)
+
+
 def settings(task: str) -> dict:
     """The sizes (examples, steps, batch size, ...) for ``task`` in the active profile."""
     table = PROFILES[profile()]
@@ -191,5 +204,6 @@ def env_report() -> dict:
         "train_dtype": str(train_dtype(dev)).replace("torch.", ""),
         "gradient_checkpointing": use_gradient_checkpointing(dev),
         "profile": profile(),
+        "seed": seed(),
     }
     return report

@@ -12,6 +12,7 @@ import json
 import math
 import re
 import sqlite3
+import statistics
 import time
 from collections import Counter
 
@@ -294,19 +295,33 @@ def completion_tokens(tokenizer, pair) -> tuple[list[int], list[int]]:
 
 
 @torch.no_grad()
+def example_losses(model, tokenizer, pairs, batch_size: int = 8) -> np.ndarray:
+    """Each example's mean cross-entropy per completion token, in the order of ``pairs``: the
+    training loss (:func:`completion_tokens`: EOS included, prompt masked as TRL masks it), one
+    number per example, so two models can be compared *paired* (lesson 05)."""
+    totals, counts = _loss_sums(model, tokenizer, pairs, batch_size)
+    return totals / np.maximum(counts, 1)
+
+
 def completion_loss(model, tokenizer, pairs, batch_size: int = 8) -> float:
     """Mean cross-entropy per completion token: the loss training minimises, on the same tokens
     (:func:`completion_tokens`: EOS included, prompt masked as TRL masks it).
 
     Every completion token counts once, whatever the batch (TRL's ``eval_loss`` averages per
     evaluation batch, so the two agree exactly when the examples fit in one batch)."""
+    totals, counts = _loss_sums(model, tokenizer, pairs, batch_size)
+    return float(totals.sum() / max(counts.sum(), 1))
+
+
+def _loss_sums(model, tokenizer, pairs, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per example: the summed cross-entropy over its completion tokens, and how many there are."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     examples = [completion_tokens(tokenizer, p) for p in pairs]
     order = _by_length([len(ids) for ids, _ in examples])
-    total, count = 0.0, 0
+    totals, counts = np.zeros(len(examples)), np.zeros(len(examples))
     try:
         for batch in _batches(order, batch_size):
             width = max(len(examples[i][0]) for i in batch)
@@ -318,14 +333,17 @@ def completion_loss(model, tokenizer, pairs, batch_size: int = 8) -> float:
                 ids[row, :len(example_ids)] = torch.tensor(example_ids)
                 labels[row, :len(example_labels)] = torch.tensor(example_labels)
                 mask[row, :len(example_ids)] = 1
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
+            with torch.no_grad():
+                logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
             target = labels[:, 1:].to(device)  # the token at position t is predicted at t - 1
-            total += float(torch.nn.functional.cross_entropy(
-                logits[:, :-1].float().flatten(0, 1), target.flatten(), ignore_index=-100, reduction="sum"))
-            count += int((target != -100).sum())
+            loss = torch.nn.functional.cross_entropy(
+                logits[:, :-1].float().transpose(1, 2), target, ignore_index=-100, reduction="none")
+            for row, i in enumerate(batch):
+                totals[i] = float(loss[row].sum())
+                counts[i] = int((target[row] != -100).sum())
     finally:
         model.train(was_training)
-    return total / max(count, 1)
+    return totals, counts
 
 
 def perplexity(model, tokenizer, pairs, batch_size: int = 8) -> float:
@@ -333,10 +351,21 @@ def perplexity(model, tokenizer, pairs, batch_size: int = 8) -> float:
     return math.exp(completion_loss(model, tokenizer, pairs, batch_size))
 
 
-def bootstrap_ci(values, n_boot: int = 2000, alpha: float = 0.05, seed: int = 0) -> tuple[float, float]:
-    """A percentile bootstrap confidence interval for the mean of per-example ``values``."""
+def _seed(seed: int | None) -> int:
+    """``seed``, or the course's seed (``$LABKIT_SEED``, see :func:`labkit.env.seed`) when None."""
+    from . import env
+
+    return env.seed() if seed is None else seed
+
+
+def bootstrap_ci(values, n_boot: int = 2000, alpha: float = 0.05, seed: int | None = None) -> tuple[float, float]:
+    """A percentile bootstrap confidence interval for the mean of per-example ``values``.
+
+    Good from a few dozen examples up. On a handful it is too narrow: it can only resample the
+    values it saw, so 10 answers that happen to be all right give the interval [1, 1]
+    (:func:`wilson_ci` does not collapse; lesson 04 shows both)."""
     v = np.asarray(values, dtype=float)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(_seed(seed))
     means = v[rng.integers(0, len(v), size=(n_boot, len(v)))].mean(axis=1)
     return float(np.quantile(means, alpha / 2)), float(np.quantile(means, 1 - alpha / 2))
 
@@ -359,7 +388,7 @@ def compare(per_example: dict, metric: str = "accuracy", extra: dict | None = No
 
 # --- is a difference real? paired comparisons and interval widths --------------------------
 
-def paired_bootstrap(a, b, n_boot: int = 2000, alpha: float = 0.05, seed: int = 0) -> dict:
+def paired_bootstrap(a, b, n_boot: int = 2000, alpha: float = 0.05, seed: int | None = None) -> dict:
     """Compare two models scored on the *same* examples (per-example scores ``a`` and ``b``).
 
     Resamples examples (not models), so both models see the same resampled test set each
@@ -368,7 +397,7 @@ def paired_bootstrap(a, b, n_boot: int = 2000, alpha: float = 0.05, seed: int = 
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a.shape != b.shape:
         raise ValueError(f"paired scores need the same examples: got {len(a)} and {len(b)} scores.")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(_seed(seed))
     idx = rng.integers(0, len(a), size=(n_boot, len(a)))
     diffs = b[idx].mean(axis=1) - a[idx].mean(axis=1)
     lo, hi = float(np.quantile(diffs, alpha / 2)), float(np.quantile(diffs, 1 - alpha / 2))
@@ -392,20 +421,49 @@ def mcnemar(a_correct, b_correct) -> dict:
     return {"a_only": a_only, "b_only": b_only, "p_value": float(min(1.0, 2 * tail))}
 
 
-def ci_width_by_n(values, sizes, repeats: int = 20, seed: int = 0) -> dict:
-    """Mean width of the 95% bootstrap interval when only ``n`` of the per-example ``values``
-    are scored, for each ``n`` in ``sizes`` (``repeats`` random subsets of each size)."""
-    v = np.asarray(values, dtype=float)
-    rng = np.random.default_rng(seed)
-    widths = {}
+def wilson_ci(successes: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
+    """The Wilson score interval for a proportion (``successes`` of ``n``): the interval of every
+    true accuracy p that a z-test would not reject. Unlike the percentile bootstrap it never
+    collapses to a point: 10 right out of 10 gives about [0.72, 1]."""
+    if n <= 0:
+        raise ValueError(f"wilson_ci needs n >= 1 examples, got n={n}.")
+    z = statistics.NormalDist().inv_cdf(1 - alpha / 2)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def interval_widths(correct, sizes, repeats: int = 200, seed: int | None = None) -> dict:
+    """What the 95% interval of an accuracy looks like when only ``n`` of the per-example 0/1
+    results ``correct`` are scored, for each ``n`` in ``sizes``: ``repeats`` random subsets of
+    each size, each with a percentile bootstrap and a Wilson interval.
+
+    Returns ``{n: {"bootstrap": mean width, "wilson": mean width, "collapsed": share of subsets
+    whose bootstrap interval has width 0}}``."""
+    v = np.asarray(correct, dtype=float)
+    rng = np.random.default_rng(_seed(seed))
+    out = {}
     for n in sizes:
-        ws = []
-        for r in range(repeats):
-            sub = v[rng.choice(len(v), size=n, replace=False)]
-            lo, hi = bootstrap_ci(sub, n_boot=500, seed=r)
-            ws.append(hi - lo)
-        widths[int(n)] = float(np.mean(ws))
-    return widths
+        boot, wilson, collapsed = [], [], 0
+        for _ in range(repeats):
+            sub = v[rng.choice(len(v), size=int(n), replace=False)]
+            lo, hi = bootstrap_ci(sub, n_boot=500, seed=int(rng.integers(2**31)))
+            boot.append(hi - lo)
+            collapsed += hi - lo == 0
+            lo, hi = wilson_ci(int(sub.sum()), len(sub))
+            wilson.append(hi - lo)
+        out[int(n)] = {"bootstrap": float(np.mean(boot)), "wilson": float(np.mean(wilson)),
+                       "collapsed": collapsed / repeats}
+    return out
+
+
+def scaling_exponent(widths: dict) -> float:
+    """The slope of log(width) against log(n) for ``{n: width}``: -0.5 when the width falls
+    like 1/sqrt(n) (four times the data, half the interval)."""
+    n = np.array(sorted(widths), dtype=float)
+    return float(np.polyfit(np.log(n), np.log([widths[int(k)] for k in n]), 1)[0])
 
 
 # --- overlap metrics (from their standard libraries) and string match -------------------------

@@ -85,24 +85,34 @@ def confusion_matrix(matrix, labels, title: str = "Confusion matrix", ax=None):
     return ax
 
 
-def ci_width_curve(widths: dict, ax=None, title: str = "How sure are we? 95% interval width vs test-set size"):
-    """Measured interval widths against n, with the c/sqrt(n) curve fitted to them: quadruple
-    the test set to halve the interval."""
+def interval_widths(intervals: dict, axes=None):
+    """Lesson 04's picture of ``labkit.evaluate.interval_widths``: left, the mean 95% interval width
+    against n for the percentile bootstrap and the Wilson interval, with c/sqrt(n) fitted to
+    Wilson's; right, the share of subsets whose bootstrap interval collapsed to width 0."""
     import numpy as np
 
-    ax = ax or plt.subplots(figsize=(6, 3.5))[1]
-    n = np.array(sorted(widths), dtype=float)
-    w = np.array([widths[int(k)] for k in n])
-    c = float((w / np.sqrt(1 / n)).mean())          # least-squares-ish scale for c/sqrt(n)
+    if axes is None:
+        axes = plt.subplots(1, 2, figsize=(12, 3.8))[1]
+    ax, ax_zero = axes
+    n = np.array(sorted(intervals), dtype=float)
+    boot = np.array([intervals[int(k)]["bootstrap"] for k in n])
+    wilson = np.array([intervals[int(k)]["wilson"] for k in n])
+    c = float(np.exp(np.mean(np.log(wilson) + 0.5 * np.log(n))))  # least squares for c on the log scale
     grid = np.linspace(n.min(), n.max(), 200)
-    ax.plot(n, w, "o", label="measured (bootstrap)")
-    ax.plot(grid, c / np.sqrt(grid), "--", label=f"{c:.2f}/√n")
+    ax.plot(n, wilson, "o-", label="Wilson")
+    ax.plot(n, boot, "s-", label="percentile bootstrap")
+    ax.plot(grid, c / np.sqrt(grid), "--", color="gray", label=f"{c:.2f}/√n")
     ax.set_xlabel("test examples scored (n)")
-    ax.set_ylabel("95% CI width (accuracy)")
-    ax.set_title(title)
+    ax.set_ylabel("mean 95% interval width")
+    ax.set_title("How sure are we? Interval width vs test-set size")
     ax.grid(alpha=0.3)
     ax.legend()
-    return ax
+    ax_zero.bar([str(int(k)) for k in n], [100 * intervals[int(k)]["collapsed"] for k in n], color="tab:red")
+    ax_zero.set_xlabel("test examples scored (n)")
+    ax_zero.set_ylabel("% of subsets")
+    ax_zero.set_title("bootstrap interval of width 0 (\"certain\")")
+    ax_zero.grid(alpha=0.3, axis="y")
+    return axes
 
 
 def loss_curves(histories: dict, ax=None, title: str = "Validation loss", key: str = "eval_loss"):

@@ -61,7 +61,7 @@ class TrainConfig:
     optim: str | None = None         # None: "paged_adamw_8bit" for QLoRA on a GPU, else "adamw_torch"
     report_to: str = "none"          # "tensorboard": write TensorBoard event files too
     logging_dir: str | None = None   # where TensorBoard logs go (default: output_dir/runs)
-    seed: int = 0
+    seed: int = field(default_factory=env.seed)  # $LABKIT_SEED, 0 unless set
     # None: labkit's hardware rule (labkit.env): fp32 and no checkpointing on CPU, bf16/fp16 and
     # checkpointing on a GPU. Set them to override the rule for one run.
     dtype: str | None = None         # "float32" | "bfloat16" | "float16" (mixed precision)

@@ -242,7 +242,8 @@ def test_course_runner_end_to_end(tmp_path, monkeypatch):
     _notebook(nb_dir / "00_tiny.ipynb", ["from labkit.course import record",
                                          "import os; here = os.getcwd()",
                                          "record(answer=42, cwd_is_notebooks=here.endswith('notebooks'))"])
-    _notebook(nb_dir / "01_broken.ipynb", ["assert 1 + 1 == 3, 'arithmetic'"])
+    _notebook(nb_dir / "01_broken.ipynb", ["from labkit.course import claim",
+                                           "claim('two is three', 2, at_least=3)"])
     monkeypatch.chdir(tmp_path)
     code = course.main([str(nb_dir), "--out", "course-report"])
     assert code == 1  # one lesson failed
@@ -250,7 +251,10 @@ def test_course_runner_end_to_end(tmp_path, monkeypatch):
     rows = {r["notebook"]: r for r in json.loads((report / "summary.json").read_text())}
     assert rows["00_tiny.ipynb"]["passed"] and rows["00_tiny.ipynb"]["metrics"] == {"answer": 42.0,
                                                                                      "cwd_is_notebooks": 1.0}
-    assert not rows["01_broken.ipynb"]["passed"] and "arithmetic" in rows["01_broken.ipynb"]["error"]
+    broken = rows["01_broken.ipynb"]
+    assert not broken["passed"] and "✗ two is three: 2 >= 3 (margin -1)" in broken["error"]
+    assert "\x1b[" not in broken["error"], broken["error"]       # no terminal colour codes in the summary
+    assert broken["metrics"]["claims"]["two is three"] == {"measured": 2.0, "bound": ">= 3", "margin": -1.0}
     md = (report / "summary.md").read_text()
     assert "| 00_tiny.ipynb | passed |" in md and "answer=42.0" in md
     assert (report / "00_tiny.ipynb").is_file()
@@ -264,6 +268,24 @@ def test_record_writes_metrics_only_under_the_course_runner(tmp_path, monkeypatc
     course.record(accuracy=0.9)
     course.record(seconds=12)
     assert json.loads(target.read_text()) == {"accuracy": 0.9, "seconds": 12.0}
+
+
+def test_claim_prints_its_margin_and_fails_with_the_same_line(tmp_path, monkeypatch, capsys):
+    target = tmp_path / "m.json"
+    monkeypatch.setenv(course.METRICS_ENV, str(target))
+    assert course.claim("loss falls", 1.5, at_most=2.0) == pytest.approx(0.5)
+    assert "✓ loss falls: 1.5 <= 2 (margin 0.5)" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="✗ accuracy: 0.4 >= 0.5"):
+        course.claim("accuracy", 0.4, at_least=0.5)
+    with pytest.raises(AssertionError):
+        course.claim("not a number", float("nan"), at_least=0)
+    claims = json.loads(target.read_text())["claims"]
+    assert set(claims) == {"loss falls", "accuracy", "not a number"} and claims["accuracy"]["margin"] == pytest.approx(-0.1)
+    assert course.claim("in the band", 0.9, at_least=0.5, at_most=1.0) == pytest.approx(0.1)
+    with pytest.raises(AssertionError, match=r"✗ slope: -0.3 >= -0.65 and <= -0.35 \(margin -0.05\)"):
+        course.claim("slope", -0.3, at_least=-0.65, at_most=-0.35)
+    with pytest.raises(ValueError, match="at_least"):
+        course.claim("no bound", 1)
 
 
 def test_summary_table():

@@ -23,7 +23,7 @@ def test_lesson_follows_the_skeleton(path):
     for heading in ("Learning objectives", "Exercises", "Solutions", "Recap"):
         assert heading in markdown, f"{path.name} has no '{heading}'"
     assert "google.colab" in nb.cells[1].source, "the first code cell sets up Colab"
-    assert re.search(r"^\s*assert ", code, flags=re.M), f"{path.name} asserts nothing it measured"
+    assert re.search(r"^\s*(assert |claim\()", code, flags=re.M), f"{path.name} asserts nothing it measured"
     assert "record(" in code, f"{path.name} records no headline numbers for `make course`"
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), \
         f"{path.name} is committed with outputs; clear them"

@@ -27,6 +27,19 @@ def test_unknown_profile_is_a_clear_error(monkeypatch):
         env.profile()
 
 
+def test_labkit_seed_sets_the_course_seed_and_every_run_seed(monkeypatch):
+    from labkit import train
+
+    monkeypatch.delenv("LABKIT_SEED", raising=False)
+    assert env.seed() == 0 and train.TrainConfig().seed == 0
+    monkeypatch.setenv("LABKIT_SEED", " 2 ")
+    assert env.seed() == 2 and train.TrainConfig().seed == 2 and env.env_report()["seed"] == 2
+    assert train.TrainConfig(seed=5).seed == 5                  # an explicit seed still wins
+    monkeypatch.setenv("LABKIT_SEED", "two")
+    with pytest.raises(ValueError, match="LABKIT_SEED='two'"):
+        env.seed()
+
+
 def test_every_profile_has_the_same_tasks():
     assert set(env.PROFILES["quick"]) == set(env.PROFILES["full"])
     for task in env.PROFILES["quick"]:

@@ -264,6 +264,13 @@ def test_completion_loss_and_perplexity(tiny_model, tiny_tokenizer):
     assert ppl == pytest.approx(math.exp(loss), rel=1e-6)
 
 
+def test_example_losses_are_each_examples_own_loss_in_order(tiny_model, tiny_tokenizer):
+    per_example = evaluate.example_losses(tiny_model, tiny_tokenizer, PAIRS, batch_size=2)
+    assert len(per_example) == len(PAIRS)
+    for pair, loss in zip(PAIRS, per_example):            # batching and length-sorting change nothing
+        assert loss == pytest.approx(reference_loss(tiny_model, tiny_tokenizer, [pair]), rel=1e-4)
+
+
 def test_completion_loss_is_the_loss_trl_trains_on(tiny_model, tiny_tokenizer, tmp_path):
     """Same tokens, same masking, same EOS, same number as the SFTTrainer's eval_loss."""
     from datasets import Dataset
@@ -360,11 +367,40 @@ def test_mcnemar_counts_disagreements_and_matches_the_exact_binomial():
     assert evaluate.mcnemar(a, a)["p_value"] == 1.0
 
 
-def test_interval_width_shrinks_like_one_over_sqrt_n():
-    values = (np.random.default_rng(0).random(400) < 0.7).astype(float)
-    widths = evaluate.ci_width_by_n(values, [25, 100, 400], repeats=10)
-    assert widths[25] > widths[100] > widths[400]
-    assert widths[25] / widths[100] == pytest.approx(2, rel=0.25)   # 4x the data, half the width
+@pytest.mark.parametrize("accuracy", [0.5, 0.7, 0.86, 0.95])
+def test_wilson_width_scales_like_one_over_sqrt_n_at_any_accuracy(accuracy):
+    # lesson 04 asserts this band on the tone adapter's results: it must hold whatever accuracy a seed or CPU gives
+    for seed in range(3):
+        values = (np.random.default_rng(seed).random(138) < accuracy).astype(float)
+        widths = evaluate.interval_widths(values, [10, 20, 40, 80, 138], repeats=100, seed=seed)
+        slope = evaluate.scaling_exponent({n: w["wilson"] for n, w in widths.items()})
+        assert -0.65 < slope < -0.35, (accuracy, seed, slope)
+        assert all(w["wilson"] > 0 for w in widths.values())
+
+
+def test_percentile_bootstrap_collapses_on_a_perfect_small_sample_and_wilson_does_not():
+    assert evaluate.bootstrap_ci(np.ones(10)) == (1.0, 1.0)
+    lo, hi = evaluate.wilson_ci(10, 10)
+    assert hi == 1.0 and 0.65 < lo < 0.75
+    lo, hi = evaluate.wilson_ci(50, 100)                       # large n: close to p +- 1.96 sqrt(p(1-p)/n)
+    assert hi - lo == pytest.approx(2 * 1.96 * 0.05, rel=0.02)
+    widths = evaluate.interval_widths(np.r_[np.ones(19), 0.0], [10], repeats=50, seed=0)
+    assert widths[10]["collapsed"] > 0.3                       # half the subsets of 10 miss the one wrong answer
+    with pytest.raises(ValueError, match="n >= 1"):
+        evaluate.wilson_ci(0, 0)
+
+
+def test_scaling_exponent_reads_the_power_law():
+    assert evaluate.scaling_exponent({n: 3 / n ** 0.5 for n in (10, 40, 160)}) == pytest.approx(-0.5)
+
+
+def test_labkit_seed_moves_every_resample(monkeypatch):
+    values = (np.random.default_rng(0).random(60) < 0.6).astype(float)
+    monkeypatch.delenv("LABKIT_SEED", raising=False)
+    first = evaluate.bootstrap_ci(values)
+    assert evaluate.bootstrap_ci(values) == first == evaluate.bootstrap_ci(values, seed=0)
+    monkeypatch.setenv("LABKIT_SEED", "1")
+    assert evaluate.bootstrap_ci(values) == evaluate.bootstrap_ci(values, seed=1) != first
 
 
 def test_overlap_metrics_reward_word_overlap_not_correctness():
