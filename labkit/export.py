@@ -444,13 +444,24 @@ class GenAIModel:
     def _generator(self, input_ids, max_new_tokens, do_sample=False, temperature=1.0, top_p=1.0, top_k=50):
         params = self._og.GeneratorParams(self.model)
         search = dict(max_length=len(input_ids) + max_new_tokens, do_sample=do_sample)
-        if do_sample:
-            search.update(temperature=temperature, top_p=top_p, top_k=top_k)
+        if do_sample:  # each sampled answer draws its own seed from the course's seed (LABKIT_SEED)
+            search.update(temperature=temperature, top_p=top_p, top_k=top_k, random_seed=self._next_seed())
         params.set_search_options(**search)
         generator = self._og.Generator(self.model, params)
         self._before_prompt(generator)
         generator.append_tokens(list(input_ids))
         return generator
+
+    def _next_seed(self) -> int:
+        """A fresh sampling seed, drawn from a stream seeded once with :func:`labkit.env.seed`: ten
+        samples differ from each other, and the same ten come back on a re-run."""
+        if not hasattr(self, "_seeds"):
+            import random
+
+            from . import env
+
+            self._seeds = random.Random(env.seed())
+        return self._seeds.randrange(2**31)
 
     def _before_prompt(self, generator) -> None:
         """Set up a request's generator before its prompt is processed (subclasses: pick an adapter)."""

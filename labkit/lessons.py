@@ -39,8 +39,10 @@ def recipes_recipe() -> tuple[train.TrainConfig, list[dict], list[dict]]:
 
 
 def run_dir(task: str):
-    """Where the shared run for ``task`` (``"tone"`` or ``"recipes"``) keeps its adapter."""
-    return labkit_home() / "runs" / f"lesson-{task}-lora"
+    """Where the shared run for ``task`` (``"tone"`` or ``"recipes"``) keeps its adapter (one
+    folder per ``LABKIT_SEED``, so runs with other seeds never replace each other's)."""
+    seed = env.seed()
+    return labkit_home() / "runs" / (f"lesson-{task}-lora" + (f"-seed{seed}" if seed else ""))
 
 
 def lesson_adapter(task: str, model, tokenizer, live_plot: bool = False) -> train.TrainResult:
