@@ -11,8 +11,8 @@ value for each seed, the seed-to-seed spread (max - min) and the smallest margin
 whose smallest margin is below its spread: one more seed could fail it. For whoever changes a lesson;
 not part of CI (a full run trains every lesson once per seed: about an hour per seed on 2 slow cores).
 
-Results are kept per seed and lesson in ``--out`` (``seed-N/NN_lesson.metrics.json`` and the executed
-notebook), so an interrupted run is resumed by running the same command again.
+Results are kept per seed and lesson in ``--out`` (``seed-N/NN_lesson.row.json`` and the executed
+notebook), so running the same command again resumes an interrupted run and re-runs failed lessons only.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ def run_seed(seed: int, notebooks: list[Path], out: Path) -> dict:
         print(f"seed {seed}: running {nb.name} ...", flush=True)
         row = run_notebook(nb, seed_dir)
         print(f"  {'passed' if row['passed'] else 'FAILED: ' + str(row['error'])} in {row['seconds']:.0f} s", flush=True)
-        done.write_text(json.dumps(row, indent=2))
+        if row["passed"]:  # a failed lesson runs again next time (after the fix)
+            done.write_text(json.dumps(row, indent=2))
         rows[nb.stem] = row
     return rows
 

@@ -133,7 +133,15 @@ def weights_dtype(dev: str | None = None) -> torch.dtype:
     dev = dev or device()
     if dev == "cpu":
         return torch.float32
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if gpu_has_native_bf16() else torch.float16
+
+
+def gpu_has_native_bf16() -> bool:
+    """Whether the GPU computes bf16 in hardware: compute capability 8.0 and up (Ampere: A100,
+    RTX 30xx, L4, H100). ``torch.cuda.is_bf16_supported()`` also says yes on a T4 (7.5), where
+    bf16 is emulated and slow; a T4 trains in fp16."""
+    major, _ = torch.cuda.get_device_capability()
+    return major >= 8
 
 
 def train_dtype(dev: str | None = None) -> torch.dtype:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from transformers import TrainerCallback
 
 from . import env
 
@@ -221,13 +222,42 @@ def sft_config(cfg: TrainConfig, output_dir: Path, has_eval: bool):
     )
 
 
-def fingerprint(cfg: TrainConfig, train_pairs, model_name: str) -> str:
-    """A short hash of the config, the data and the base model: equal inputs, equal run."""
-    h = hashlib.sha256()
-    h.update(json.dumps(dataclasses.asdict(cfg), sort_keys=True, default=str).encode())
-    h.update(json.dumps(list(train_pairs), sort_keys=True).encode())
-    h.update(model_name.encode())
+def fingerprint(cfg: TrainConfig, train_pairs, model_name: str, eval_pairs=None, tokenizer=None,
+                callbacks=()) -> str:
+    """A short hash of everything that decides what a run produces: equal inputs, equal run.
+
+    The config, the training and validation pairs (validation drives early stopping and the
+    restored checkpoint), the base model's name, the tokenizer's vocabulary, special tokens and
+    chat template, the callbacks that add metrics (``changes_the_run``), the resolved dtype, the number of processes (the global
+    batch), and the versions of torch, transformers, TRL and PEFT. ``reuse=`` and resuming
+    accept a run only when all of them match."""
+    from importlib.metadata import version
+
+    parts = {
+        "config": dataclasses.asdict(cfg),
+        "train": list(train_pairs),
+        "eval": list(eval_pairs or []),
+        "model": model_name,
+        "tokenizer": _tokenizer_identity(tokenizer),
+        # callbacks that only watch (progress, plots) do not count; those that add metrics do
+        "callbacks": sorted(type(c).__name__ for c in callbacks if getattr(c, "changes_the_run", False)),
+        "dtype": str(cfg.train_dtype()),
+        "world_size": world_size(),
+        "versions": {pkg: version(pkg) for pkg in ("torch", "transformers", "trl", "peft")},
+    }
+    h = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode())
     return h.hexdigest()[:16]
+
+
+def _tokenizer_identity(tokenizer) -> str | None:
+    """A hash of what makes a tokenizer tokenise the way it does: vocabulary, special tokens,
+    chat template."""
+    if tokenizer is None:
+        return None
+    vocab = tokenizer.get_vocab()
+    text = json.dumps({"vocab": sorted(vocab.items()), "special": tokenizer.special_tokens_map,
+                       "chat_template": getattr(tokenizer, "chat_template", None)}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 RUN_FINGERPRINT = "labkit_fingerprint.txt"  # in output_dir: which run its checkpoints belong to
@@ -301,7 +331,7 @@ def finetune(model, tokenizer, train_pairs, eval_pairs=None, config: TrainConfig
     main = is_main_process()
     verbose = verbose and main  # under accelerate/torchrun only the main process prints
     base_name = str(getattr(model.config, "_name_or_path", "model"))
-    fp = fingerprint(cfg, train_pairs, base_name)
+    fp = fingerprint(cfg, train_pairs, base_name, eval_pairs, tokenizer, callbacks)
     output_dir = Path(output_dir or labkit_home() / "runs" / f"{cfg.method}-{fp}")
     adapter_dir = output_dir / "adapter"
     if reuse and (adapter_dir / "labkit_run.json").is_file():
@@ -527,31 +557,30 @@ def count_parameters(model) -> dict:
     return {"trainable": trainable, "total": total, "trainable_%": round(100 * trainable / total, 3)}
 
 
-class ValidationAccuracy:
+class ValidationAccuracy(TrainerCallback):
     """A trainer callback that label-scores validation prompts at every evaluation and adds
-    ``eval_accuracy`` to the log next to ``eval_loss`` (one forward pass per prompt)."""
+    ``eval_accuracy`` to the log next to ``eval_loss`` (one forward pass per prompt).
 
-    def __new__(cls, *args, **kwargs):  # a TrainerCallback, imported lazily like the rest
-        from transformers import TrainerCallback
+    It changes what the run logs (and, with ``metric_for_best_model="eval_accuracy"``, which
+    checkpoint is kept), so it is part of the run's fingerprint."""
 
-        class _ValidationAccuracy(TrainerCallback):
-            def __init__(self, tokenizer, prompts, golds, labels, prefix=" "):
-                self.tokenizer, self.prompts, self.golds = tokenizer, list(prompts), list(golds)
-                self.labels, self.prefix = list(labels), prefix
+    changes_the_run = True
 
-            def on_evaluate(self, args, state, control, model=None, metrics=None, **kwargs):
-                from . import evaluate
+    def __init__(self, tokenizer, prompts, golds, labels, prefix=" "):
+        self.tokenizer, self.prompts, self.golds = tokenizer, list(prompts), list(golds)
+        self.labels, self.prefix = list(labels), prefix
 
-                was_training = model.training
-                model.eval()
-                predicted = evaluate.classify(model, self.tokenizer, self.prompts, self.labels, self.prefix)
-                if was_training:
-                    model.train()
-                accuracy = sum(p == g for p, g in zip(predicted, self.golds)) / len(self.golds)
-                if state.log_history and "eval_loss" in state.log_history[-1]:
-                    state.log_history[-1]["eval_accuracy"] = accuracy
-                if metrics is not None:
-                    metrics["eval_accuracy"] = accuracy
+    def on_evaluate(self, args, state, control, model=None, metrics=None, **kwargs):
+        from . import evaluate
 
-        return _ValidationAccuracy(*args, **kwargs)
+        was_training = model.training
+        model.eval()
+        predicted = evaluate.classify(model, self.tokenizer, self.prompts, self.labels, self.prefix)
+        if was_training:
+            model.train()
+        accuracy = sum(p == g for p, g in zip(predicted, self.golds)) / len(self.golds)
+        if state.log_history and "eval_loss" in state.log_history[-1]:
+            state.log_history[-1]["eval_accuracy"] = accuracy
+        if metrics is not None:
+            metrics["eval_accuracy"] = accuracy
 

@@ -50,6 +50,34 @@ def build_model(tokenizer, seed: int = 0):
     return LlamaForCausalLM(config).float().eval()
 
 
+FAMILIES = ("llama", "qwen2", "gemma2", "phi3", "mistral", "granite", "cohere")
+
+
+def build_family_model(family: str, tokenizer, seed: int = 0):
+    """A tiny random causal LM of another family, with the features that make it differ:
+    Gemma 2's final-logit softcapping, Granite's logits scaling, Cohere's logit scale, Qwen2's
+    biases, Phi-3's fused projections, Mistral's sliding window."""
+    import torch
+    import transformers as tf
+
+    torch.manual_seed(seed)
+    common = dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                  initializer_range=0.2, bos_token_id=tokenizer.bos_token_id,
+                  eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    configs = {
+        "llama": lambda: tf.LlamaConfig(**common),
+        "qwen2": lambda: tf.Qwen2Config(**common),
+        "gemma2": lambda: tf.Gemma2Config(**common, head_dim=8, final_logit_softcapping=2.0,
+                                          attn_logit_softcapping=50.0, query_pre_attn_scalar=8),
+        "phi3": lambda: tf.Phi3Config(**common),
+        "mistral": lambda: tf.MistralConfig(**common, sliding_window=64),
+        "granite": lambda: tf.GraniteConfig(**common, logits_scaling=4.0),
+        "cohere": lambda: tf.CohereConfig(**common, logit_scale=0.5),
+    }
+    return tf.AutoModelForCausalLM.from_config(configs[family]()).float().eval()
+
+
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
     return build_tokenizer()

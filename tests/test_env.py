@@ -75,10 +75,12 @@ def test_cpu_capability_from_the_flags():
 
 
 def test_gpu_rules(monkeypatch):
+    # PyTorch's is_bf16_supported() says True on a T4 (emulated bf16): the rule reads the compute capability
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: (8, 0))   # A100
     assert env.train_dtype("cuda") == torch.bfloat16
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
-    assert env.train_dtype("cuda") == torch.float16  # e.g. a Colab T4
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: (7, 5))   # Colab's T4
+    assert env.train_dtype("cuda") == env.weights_dtype("cuda") == torch.float16
     assert env.use_gradient_checkpointing("cuda") is True
 
 

@@ -49,7 +49,7 @@ def test_full_profile_on_a_16gb_gpu(monkeypatch, bf16):
 
     monkeypatch.delenv("LABKIT_PROFILE", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: (8, 0) if bf16 else (7, 5))
     monkeypatch.setattr(env, "device", lambda: "cuda")
     assert env.profile() == "full"
     s = env.settings("qlora")

@@ -6,7 +6,7 @@ import pytest
 from transformers import TrainerCallback
 
 from labkit import train
-from conftest import TONE_LABELS, build_model
+from conftest import FAMILIES, TONE_LABELS, build_family_model, build_model, build_tokenizer
 
 PAIRS = [{"prompt": f"message {i} ->", "completion": f" {TONE_LABELS[i % 5]}"} for i in range(40)]
 
@@ -326,3 +326,131 @@ def test_bf16_training_on_the_cpu_lowers_the_loss(tiny_tokenizer, tmp_path):
     result = run(tiny_tokenizer, tmp_path, config=tiny_config(max_steps=20, dtype="bfloat16"))
     losses = [loss for _, loss in result.losses]
     assert losses[-1] < 0.5 * losses[0], losses
+
+
+# --- other model families: the answer-only loss is each model's own objective --------------------
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_answer_logits_equal_the_models_own_logits_in_every_family(family, tiny_tokenizer):
+    import torch
+
+    from labkit.answer_loss import add_answer_logits, answer_logits_match
+
+    model = build_family_model(family, tiny_tokenizer)
+    ids = tiny_tokenizer(["message 3 -> joy"], return_tensors="pt").input_ids
+    full = model(ids).logits[0].float()
+    add_answer_logits(model)
+    labels = ids.clone()
+    labels[0, :3] = -100
+    out = model(input_ids=ids, labels=labels, answer_logits=True)
+    # softcapping (gemma2), logits scaling (granite) and logit scale (cohere) applied as the model applies them
+    assert torch.allclose(out.logits, full[2:-1], atol=1e-5), family
+    assert answer_logits_match(model)
+
+
+def test_a_model_with_unknown_logit_postprocessing_trains_on_its_own_logits(tiny_tokenizer, tmp_path, capsys):
+    import torch
+    import torch.nn.functional as F
+    from datasets import Dataset
+    from transformers import LlamaForCausalLM
+
+    from labkit.answer_loss import AnswerOnlySFTTrainer
+
+    class Doubled(LlamaForCausalLM):  # a family that rescales its logits in a way labkit does not know
+        def forward(self, *args, **kwargs):
+            out = super().forward(*args, **kwargs)
+            out.logits = out.logits * 2
+            return out
+
+    cfg = tiny_config(dtype="float32")
+    model = train.add_lora(Doubled(build_model(tiny_tokenizer).config).eval(), cfg)
+    trainer = AnswerOnlySFTTrainer(model=model, args=train.sft_config(cfg, tmp_path / "d", has_eval=False),
+                                   processing_class=tiny_tokenizer, train_dataset=Dataset.from_list(PAIRS))
+    assert not trainer.answer_only and "own full logits" in capsys.readouterr().out
+    batch = dict(next(iter(trainer.get_train_dataloader())))
+    loss = trainer.compute_loss(model, batch)
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # doubled
+    expected = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), batch["labels"][:, 1:].flatten(), ignore_index=-100)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    result = train.finetune(Doubled(build_model(tiny_tokenizer).config).eval(), tiny_tokenizer, PAIRS, None,
+                            tiny_config(max_steps=4), output_dir=tmp_path / "r", live_plot=False, verbose=False)
+    assert len(result.losses) == 2 and all(torch.isfinite(torch.tensor(l)) for _, l in result.losses)
+
+
+def test_a_deep_copy_of_a_patched_model_runs_with_its_own_weights(tiny_tokenizer):
+    import copy
+
+    import torch
+
+    from labkit.answer_loss import add_answer_logits
+
+    model = build_model(tiny_tokenizer)
+    add_answer_logits(model)
+    twin = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in twin.parameters():
+            p.mul_(0.5)
+    ids = tiny_tokenizer(["message 3 ->"], return_tensors="pt").input_ids
+    assert not torch.allclose(twin(ids).logits, model(ids).logits)   # before the fix: the original's weights
+    assert torch.allclose(twin(ids).logits, type(twin).forward(twin, ids).logits)
+
+
+@pytest.mark.parametrize("accumulation", [1, 4])
+def test_answer_only_training_step_equals_trls_under_gradient_accumulation(accumulation, tiny_tokenizer, tmp_path):
+    # num_items_in_batch (the answer tokens of all accumulated batches) must divide the loss as TRL does:
+    # plain SGD (AdamW's first step would hide a wrong scale), one optimizer step, same weights after it
+    import torch
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    from labkit.answer_loss import AnswerOnlySFTTrainer
+
+    cfg = tiny_config(dtype="float32", optim="sgd", learning_rate=0.5, batch_size=2, group_by_length=False,
+                      gradient_accumulation_steps=accumulation, max_steps=1, warmup_steps=0, logging_steps=1)
+    weights, losses = {}, {}
+    for cls in (SFTTrainer, AnswerOnlySFTTrainer):
+        torch.manual_seed(0)
+        model = train.add_lora(build_model(tiny_tokenizer), cfg)
+        for name, p in model.named_parameters():  # LoRA B starts at zero: give it values so A gets gradients too
+            if "lora_B" in name:
+                torch.nn.init.normal_(p, std=0.5)
+        # prompts of different lengths: a per-batch mean would weigh tokens differently from TRL's
+        pairs = [{"prompt": "message " + "very " * (i % 5) + f"{i} ->", "completion": f" {TONE_LABELS[i % 5]} and {i}"}
+                 for i in range(16)]
+        trainer = cls(model=model, args=train.sft_config(cfg, tmp_path / cls.__name__, has_eval=False),
+                      processing_class=tiny_tokenizer, train_dataset=Dataset.from_list(pairs))
+        trainer.train()
+        weights[cls.__name__] = torch.cat([p.detach().flatten() for p in model.parameters() if p.requires_grad])
+        losses[cls.__name__] = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    assert losses["SFTTrainer"] == pytest.approx(losses["AnswerOnlySFTTrainer"], rel=1e-4)
+    assert torch.allclose(weights["SFTTrainer"], weights["AnswerOnlySFTTrainer"], rtol=1e-4, atol=1e-6)
+
+
+def test_the_fingerprint_covers_everything_that_changes_a_run(tiny_tokenizer, monkeypatch):
+    import importlib.metadata
+
+    cfg = tiny_config()
+    fp = train.fingerprint(cfg, PAIRS, "m", PAIRS[:4], tiny_tokenizer)
+    assert fp == train.fingerprint(cfg, PAIRS, "m", PAIRS[:4], tiny_tokenizer)
+    assert fp != train.fingerprint(cfg, PAIRS, "m", PAIRS[:5], tiny_tokenizer)            # other validation data
+    other_tok = build_tokenizer()
+    other_tok.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    assert fp != train.fingerprint(cfg, PAIRS, "m", PAIRS[:4], other_tok)                  # another chat template
+    watcher = train.ValidationAccuracy(tiny_tokenizer, ["a ->"], ["joy"], TONE_LABELS)
+    assert isinstance(watcher, train.ValidationAccuracy)
+    assert fp != train.fingerprint(cfg, PAIRS, "m", PAIRS[:4], tiny_tokenizer, [watcher])  # adds eval_accuracy
+    assert fp == train.fingerprint(cfg, PAIRS, "m", PAIRS[:4], tiny_tokenizer, [CountSteps()])  # only watches
+    assert fp != train.fingerprint(tiny_config(dtype="bfloat16"), PAIRS, "m", PAIRS[:4], tiny_tokenizer)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert fp != train.fingerprint(cfg, PAIRS, "m", PAIRS[:4], tiny_tokenizer)             # another global batch
+    monkeypatch.delenv("WORLD_SIZE")
+    real = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version", lambda pkg: "9.9" if pkg == "trl" else real(pkg))
+    assert fp != train.fingerprint(cfg, PAIRS, "m", PAIRS[:4], tiny_tokenizer)             # another TRL
+
+
+def test_a_finished_run_is_not_reused_with_other_validation_data(tiny_tokenizer, tmp_path):
+    cfg = tiny_config(eval_steps=6)
+    run(tiny_tokenizer, tmp_path, "v", config=cfg, eval_pairs=PAIRS[:4], reuse=True)
+    again = run(tiny_tokenizer, tmp_path, "v", config=cfg, eval_pairs=PAIRS[4:8], reuse=True)
+    assert not again.reused
