@@ -33,6 +33,26 @@ def label_token_ids(tokenizer, labels, prefix: str = " ") -> list[int]:
     return ids
 
 
+def prompt_ids(tokenizer, text: str) -> list[int]:
+    """The token ids of a prompt as training sees them: the tokenizer's own special tokens
+    included (Llama 3 and Mistral tokenizers put a BOS first; SmolLM2's adds none), as TRL
+    tokenises a prompt. A text that already starts with the BOS (a chat template writes its own)
+    does not get a second one."""
+    ids = tokenizer(text)["input_ids"]
+    bos = tokenizer.bos_token_id
+    if bos is not None and len(ids) > 1 and ids[0] == ids[1] == bos and text.startswith(tokenizer.bos_token):
+        ids = ids[1:]
+    return ids
+
+
+def _left_padded(rows: list[list[int]], pad: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token id lists left-padded to one width: (input_ids, attention_mask)."""
+    width = max(len(r) for r in rows)
+    ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=device)
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
+    return ids, mask
+
+
 def _batches(items, size):
     for i in range(0, len(items), size):
         yield items[i:i + size]
@@ -60,7 +80,7 @@ def last_token_logits(model, tokenizer, prompts, batch_size: int = 16, shared_pr
         cache = model(input_ids=torch.tensor([prefix_ids], device=device), use_cache=True).past_key_values
     else:
         prefix_ids, cache = [], None
-        suffixes = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        suffixes = [prompt_ids(tokenizer, p) for p in prompts]
     n = len(prefix_ids)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     order = _by_length([len(s) for s in suffixes])
@@ -84,11 +104,11 @@ def last_token_logits(model, tokenizer, prompts, batch_size: int = 16, shared_pr
 
 def _split_prefix(tokenizer, prompts, prefix):
     """The prefix's token ids and each prompt's remaining ids; the prefix must end on a token boundary."""
-    prefix_ids = tokenizer(prefix, add_special_tokens=False)["input_ids"]
+    prefix_ids = prompt_ids(tokenizer, prefix)
     n = len(prefix_ids)
     suffixes = []
     for p in prompts:
-        ids = tokenizer(p, add_special_tokens=False)["input_ids"]
+        ids = prompt_ids(tokenizer, p)
         if not p.startswith(prefix) or ids[:n] != prefix_ids or len(ids) == n:
             raise ValueError("shared_prefix must be a prefix of every prompt, ending on a token boundary; "
                              f"it is not for: {p[:80]!r}...")
@@ -145,20 +165,16 @@ def generate(model, tokenizer, prompts, max_new_tokens: int = 64, batch_size: in
     prompts = list(prompts)
     device = next(model.parameters()).device
     outputs = [""] * len(prompts)
-    order = _by_length([len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts])
-    old_side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
-    try:
-        for batch in _batches(order, batch_size):
-            enc = tokenizer([prompts[i] for i in batch], return_tensors="pt", padding=True,
-                            add_special_tokens=False).to(device)
-            ids = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                 pad_token_id=tokenizer.pad_token_id)
-            for i, row in zip(batch, ids[:, enc["input_ids"].shape[1]:]):
-                text = tokenizer.decode(row, skip_special_tokens=True)
-                outputs[i] = text.split(stop)[0] if stop else text
-    finally:
-        tokenizer.padding_side = old_side
+    encoded = [prompt_ids(tokenizer, p) for p in prompts]      # as training tokenised them
+    order = _by_length([len(e) for e in encoded])
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    for batch in _batches(order, batch_size):
+        ids, mask = _left_padded([encoded[i] for i in batch], pad, device)
+        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
+                             pad_token_id=pad)
+        for i, row in zip(batch, out[:, ids.shape[1]:]):
+            text = tokenizer.decode(row, skip_special_tokens=True)
+            outputs[i] = text.split(stop)[0] if stop else text
     return outputs
 
 

@@ -18,9 +18,10 @@ _CORPUS = [
 ]
 
 
-def build_tokenizer():
-    """A byte-level BPE tokenizer (like the real base models'), padded with ``</s>``."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+def build_tokenizer(add_bos: bool = False):
+    """A byte-level BPE tokenizer (like the real base models'), padded with ``</s>``. With
+    ``add_bos`` it puts ``<s>`` before every text, as Llama 3's and Mistral's tokenizers do."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     special = ["<unk>", "<s>", "</s>"]
@@ -31,6 +32,9 @@ def build_tokenizer():
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     labels = [f"x -> {label}" for label in TONE_LABELS]
     tok.train_from_iterator(_CORPUS * 5 + labels * 20, trainer)
+    if add_bos:
+        tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
+                                                           special_tokens=[("<s>", tok.token_to_id("<s>"))])
     return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
                                    pad_token="</s>", unk_token="<unk>")
 

@@ -424,3 +424,33 @@ def test_review_sheet_writes_csv_and_html(tmp_path):
     table = pd.read_csv(paths["csv"])
     assert list(table.columns) == ["input", "gold", "base", "fine-tuned", "rating (1-5)"]
     assert "a &lt;b&gt;" in paths["html"].read_text()      # escaped, not interpreted
+
+
+@pytest.mark.parametrize("add_bos", [False, True], ids=["no BOS (SmolLM2)", "BOS first (Llama 3, Mistral)"])
+def test_evaluation_sees_the_tokens_training_sees(add_bos, tmp_path):
+    # TRL tokenises each training pair itself; labkit's label scoring, generation and completion loss
+    # must see the same ids, BOS included where the tokenizer adds one
+    import torch
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    from conftest import build_model, build_tokenizer
+    from labkit import train
+
+    tok = build_tokenizer(add_bos=add_bos)
+    assert (tok("x")["input_ids"][0] == tok.bos_token_id) == add_bos
+    model = build_model(tok)
+    cfg = train.TrainConfig(max_steps=1, batch_size=4, dtype="float32")
+    trainer = SFTTrainer(model=train.add_lora(build_model(tok), cfg), args=train.sft_config(cfg, tmp_path, has_eval=False),
+                         processing_class=tok, train_dataset=Dataset.from_list(PAIRS))
+    for pair, row in zip(PAIRS, trainer.train_dataset):
+        ids, labels = evaluate.completion_tokens(tok, pair)
+        assert ids == row["input_ids"] and labels == row["labels"]
+        n_prompt = next(i for i, label in enumerate(row["labels"]) if label != -100)
+        assert evaluate.prompt_ids(tok, pair["prompt"]) == row["input_ids"][:n_prompt]
+    prompt = PAIRS[0]["prompt"]
+    trained_view = torch.tensor([evaluate.prompt_ids(tok, prompt)])
+    expected = model(input_ids=trained_view).logits[0, -1]
+    assert torch.allclose(evaluate.last_token_logits(model, tok, [prompt, PAIRS[1]["prompt"]])[0], expected, atol=1e-5)
+    if add_bos:   # a text that already starts with the BOS (a chat template wrote it) gets no second one
+        assert evaluate.prompt_ids(tok, tok.bos_token + prompt) == evaluate.prompt_ids(tok, prompt)
