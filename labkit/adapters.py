@@ -158,7 +158,32 @@ def read_peft_adapter(adapter_dir) -> dict:
         alpha = next((v for k, v in alpha_pattern.items() if re.match(rf"(.*\.)?({k})$", module)), config["lora_alpha"])
         ab["scaling"] = alpha / (r ** 0.5 if config.get("use_rslora") else r)
     return {"name": adapter_name(path), "dir": path, "config": config,
-            "base_model": config.get("base_model_name_or_path"), "modules": modules}
+            "base_model": config.get("base_model_name_or_path"), "base_weights": trained_base_weights(path),
+            "modules": modules}
+
+
+def trained_base_weights(adapter_dir) -> str | None:
+    """The weights fingerprint (:func:`labkit.models.weights_fingerprint`) of the base the
+    adapter was trained on, as labkit recorded it in ``labkit_run.json``; None if unknown."""
+    run = Path(adapter_dir) / "labkit_run.json"
+    try:
+        return json.loads(run.read_text()).get("base_weights") if run.is_file() else None
+    except (ValueError, UnicodeDecodeError, AttributeError):
+        return None
+
+
+def check_trained_on(adapter_dir, base_dir) -> None:
+    """Refuse an adapter whose recorded base weights differ from ``base_dir``'s: a folder of the
+    same name and shapes (another full fine-tune saved as ``<run>/adapter``, another
+    checkpoint) is still another model, and a LoRA update means nothing on other weights."""
+    from .models import weights_fingerprint
+
+    recorded = trained_base_weights(adapter_dir)
+    actual = weights_fingerprint(base_dir) if recorded else None
+    if recorded and actual and recorded != actual:
+        raise AdapterError(f"{adapter_dir} was trained on a base with other weights than {base_dir} (weights "
+                           f"fingerprint {recorded} when trained, {actual} now), though names and shapes may "
+                           "match. Pass the exact base it was trained on, or train the adapter again on this one.")
 
 
 def target_names(modules) -> list[str]:
@@ -425,6 +450,7 @@ def check_peft_adapter(adapter: dict, base: dict) -> None:
                            f"({base['model_dir']}). A LoRA update only means something on the weights it was trained "
                            "with: build the base from the adapter's base model, or retrain the adapter on this one.")
     _check_modules(where, {m: (ab["A"].shape[1], ab["B"].shape[0]) for m, ab in adapter["modules"].items()}, base)
+    check_trained_on(adapter["dir"], base["model_dir"])
 
 
 def _check_modules(where: str, sizes: dict, base: dict) -> None:
@@ -571,6 +597,7 @@ def generate_adapter(base_model_path, adapter_paths, output_path, precision: str
         if trained_on and _short_name(trained_on) != model_dir.name:
             raise AdapterError(f"Adapter {name!r} ({adapter['dir']}) was trained on {trained_on!r}, not on "
                                f"{model_dir.name!r} ({model_dir}): pass the base it was trained on.")
+        check_trained_on(adapter["dir"], model_dir)   # the same name is not enough: the same weights
     targets = sorted({t for a in adapters.values() for t in target_names(a["modules"])})
     out = build_base(model_dir, targets, precision=precision, out=output_path)
     base = read_base(out)
@@ -612,7 +639,6 @@ class MultiAdapterModel(GenAIModel):
         self.og_adapters = self._og.Adapters(self.model)
         self.adapters: dict[str, Path] = {}
         self.active: str | None = None
-        self._request: str | None = None
         files = find_adapter_files(self.path) if adapters is None else adapters
         for name, file in files.items():
             self.load_adapter(name, file)
@@ -646,24 +672,20 @@ class MultiAdapterModel(GenAIModel):
             raise KeyError(f"No adapter {name!r} loaded; loaded: {list(self.adapters)} (load_adapter() adds one).")
         return name
 
-    @contextlib.contextmanager
-    def _serving(self, adapter):
-        """Use ``adapter`` for generators created inside the block."""
-        previous, self._request = self._request, self._known(self.active if adapter is _ACTIVE else adapter)
-        try:
-            yield
-        finally:
-            self._request = previous
+    def _resolve(self, adapter) -> str | None:
+        """The adapter a request asked for: ``adapter=`` if given, else the one set with set_adapter()."""
+        return self._known(self.active if adapter is _ACTIVE else adapter)
 
-    def _before_prompt(self, generator) -> None:
-        """The request's adapter is set on its generator before the prompt is processed."""
-        if self._request is not None:
-            generator.set_active_adapter(self.og_adapters, self._request)
+    def _before_prompt(self, generator, adapter) -> None:
+        """The request's adapter, passed down with the request, is set on its own generator
+        before the prompt is processed."""
+        if adapter is not None:
+            generator.set_active_adapter(self.og_adapters, adapter)
 
     def stream(self, prompt_or_messages, *args, adapter=_ACTIVE, **kwargs):
-        """GenAIModel.stream with ``adapter=`` (a loaded adapter's name, or None for the base)."""
-        with self._serving(adapter):
-            yield from super().stream(prompt_or_messages, *args, **kwargs)
+        """GenAIModel.stream with ``adapter=`` (a loaded adapter's name, or None for the base).
+        The adapter is chosen when the call is made, not when the stream is first read."""
+        return super().stream(prompt_or_messages, *args, adapter=self._resolve(adapter), **kwargs)
 
     def generate(self, prompt_or_messages, *args, adapter=_ACTIVE, **kwargs) -> str:
         """GenAIModel.generate with ``adapter=``."""
@@ -671,13 +693,11 @@ class MultiAdapterModel(GenAIModel):
 
     def greedy_ids(self, input_ids, max_new_tokens=16, adapter=_ACTIVE) -> list[int]:
         """GenAIModel.greedy_ids with ``adapter=``."""
-        with self._serving(adapter):
-            return super().greedy_ids(input_ids, max_new_tokens)
+        return super().greedy_ids(input_ids, max_new_tokens, adapter=self._resolve(adapter))
 
     def logits(self, prompt, all_positions=False, adapter=_ACTIVE):
         """GenAIModel.logits with ``adapter=``."""
-        with self._serving(adapter):
-            return super().logits(prompt, all_positions)
+        return super().logits(prompt, all_positions, adapter=self._resolve(adapter))
 
     def classify(self, prompts_ids, labels, label_ids, adapter=_ACTIVE) -> list[str]:
         """Label scoring: for each prompt (a list of token ids), the label whose first token

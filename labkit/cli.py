@@ -271,6 +271,12 @@ def check_adapter(adapter_path, base: str | None = None, flag: str = "--adapter_
                        "Train the adapter again.") from None
     if base and Path(base).is_dir() and list(Path(base).glob("*.safetensors")):
         _check_adapter_fits(path, shapes, Path(base))
+        from .adapters import AdapterError, check_trained_on
+
+        try:
+            check_trained_on(path, base)
+        except AdapterError as e:
+            raise CLIError(f"{flag} {adapter_path}: {e}") from None
     return path
 
 

@@ -441,14 +441,15 @@ class GenAIModel:
                 messages, tokenize=False, add_generation_prompt=True
             )
 
-    def _generator(self, input_ids, max_new_tokens, do_sample=False, temperature=1.0, top_p=1.0, top_k=50):
+    def _generator(self, input_ids, max_new_tokens, do_sample=False, temperature=1.0, top_p=1.0, top_k=50,
+                   adapter=None):
         params = self._og.GeneratorParams(self.model)
         search = dict(max_length=len(input_ids) + max_new_tokens, do_sample=do_sample)
         if do_sample:  # each sampled answer draws its own seed from the course's seed (LABKIT_SEED)
             search.update(temperature=temperature, top_p=top_p, top_k=top_k, random_seed=self._next_seed())
         params.set_search_options(**search)
         generator = self._og.Generator(self.model, params)
-        self._before_prompt(generator)
+        self._before_prompt(generator, adapter)
         generator.append_tokens(list(input_ids))
         return generator
 
@@ -463,41 +464,48 @@ class GenAIModel:
             self._seeds = random.Random(env.seed())
         return self._seeds.randrange(2**31)
 
-    def _before_prompt(self, generator) -> None:
-        """Set up a request's generator before its prompt is processed (subclasses: pick an adapter)."""
+    def _before_prompt(self, generator, adapter) -> None:
+        """Set up a request's generator before its prompt is processed: a plain export has no
+        adapters (:class:`labkit.adapters.MultiAdapterModel` sets the request's adapter here)."""
+        if adapter is not None:
+            raise ValueError(f"{self.path} is a plain export with no adapters; adapter={adapter!r} needs a "
+                             "multi-adapter base (labkit.adapters.MultiAdapterModel).")
 
-    def stream(self, prompt_or_messages, max_new_tokens=64, do_sample=False, temperature=0.7, top_p=0.9, chat=True):
+    def stream(self, prompt_or_messages, max_new_tokens=64, do_sample=False, temperature=0.7, top_p=0.9, chat=True,
+               adapter=None):
         """Yield the answer piece by piece as it is generated (stops at EOS or max_new_tokens)."""
         ids = self.token_ids(self.prompt_text(prompt_or_messages, chat=chat))
-        generator = self._generator(ids, max_new_tokens, do_sample, temperature, top_p)
+        generator = self._generator(ids, max_new_tokens, do_sample, temperature, top_p, adapter=adapter)
         decoder = self.tokenizer.create_stream()
         while not generator.is_done():
             generator.generate_next_token()
             yield decoder.decode(int(generator.get_next_tokens()[0]))
 
     def generate(
-        self, prompt_or_messages, max_new_tokens=64, do_sample=False, temperature=0.7, top_p=0.9, chat=True
+        self, prompt_or_messages, max_new_tokens=64, do_sample=False, temperature=0.7, top_p=0.9, chat=True,
+        adapter=None,
     ) -> str:
         """Answer to a prompt string or a list of chat messages (greedy unless ``do_sample``)."""
-        return "".join(self.stream(prompt_or_messages, max_new_tokens, do_sample, temperature, top_p, chat))
+        return "".join(self.stream(prompt_or_messages, max_new_tokens, do_sample, temperature, top_p, chat,
+                                   adapter=adapter))
 
-    def greedy_ids(self, input_ids, max_new_tokens=16) -> list[int]:
+    def greedy_ids(self, input_ids, max_new_tokens=16, adapter=None) -> list[int]:
         """Greedy continuation of ``input_ids`` as token ids (stops early at EOS)."""
-        generator = self._generator(input_ids, max_new_tokens)
+        generator = self._generator(input_ids, max_new_tokens, adapter=adapter)
         new = []
         while not generator.is_done():
             generator.generate_next_token()
             new.append(int(generator.get_next_tokens()[0]))
         return new
 
-    def logits(self, prompt, all_positions=False):
+    def logits(self, prompt, all_positions=False, adapter=None):
         """Logits (float32 numpy) for a prompt string (no chat template) or a list of token ids.
 
         Returns the last position, shape ``[vocab]``, or every position, ``[seq, vocab]``
         (only for an export made with ``prune_lm_head=False``).
         """
         ids = self.token_ids(prompt) if isinstance(prompt, str) else [int(t) for t in prompt]
-        generator = self._generator(ids, 1)
+        generator = self._generator(ids, 1, adapter=adapter)
         if all_positions:
             every = generator.get_output("logits")[0].copy()  # [1, seq, vocab] after the prompt
             if len(ids) > 1 and every.shape[0] == 1:

@@ -17,6 +17,7 @@ too, wherever the hub is reachable.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -161,6 +162,36 @@ def base_model_path(name_or_path: str | os.PathLike | None = None) -> str:
         f"Unknown model {str(name_or_path)!r}: it is neither a local folder nor a Hugging Face id "
         f"of the form 'org/name'. Leave it empty for the course default ({DEFAULT_MODEL})."
     )
+
+
+def weights_fingerprint(folder) -> str | None:
+    """A short hash of the weights in a model folder (its ``*.safetensors`` files): every
+    tensor's name, shape, dtype and a strided sample of its values. Two folders with the same
+    name and shapes but other weights get different fingerprints, so an adapter can be checked
+    against the very base it was trained on. None for a folder without safetensors (a hub id).
+    Reads every weight once (about a second for SmolLM2); repeated calls are cached."""
+    folder = Path(folder).expanduser()
+    files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
+    if not files:
+        return None
+    stamp = tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    return _weights_fingerprint(str(folder.resolve()), stamp)
+
+
+@functools.lru_cache(maxsize=16)
+def _weights_fingerprint(folder: str, stamp: tuple) -> str:
+    import hashlib
+
+    from safetensors import safe_open
+
+    h = hashlib.sha256()
+    for name, _, _ in stamp:
+        with safe_open(str(Path(folder) / name), "pt") as handle:
+            for key in sorted(handle.keys()):
+                tensor = handle.get_tensor(key)
+                h.update(f"{key}|{tuple(tensor.shape)}|{tensor.dtype}|".encode())
+                h.update(tensor.flatten()[::101].float().numpy().tobytes())   # numpy copes with the stride
+    return h.hexdigest()[:16]
 
 
 def quantization_config(quantization: str | None, compute_dtype: torch.dtype | None = None):

@@ -223,11 +223,12 @@ def sft_config(cfg: TrainConfig, output_dir: Path, has_eval: bool):
 
 
 def fingerprint(cfg: TrainConfig, train_pairs, model_name: str, eval_pairs=None, tokenizer=None,
-                callbacks=()) -> str:
+                callbacks=(), base_weights: str | None = None) -> str:
     """A short hash of everything that decides what a run produces: equal inputs, equal run.
 
     The config, the training and validation pairs (validation drives early stopping and the
-    restored checkpoint), the base model's name, the tokenizer's vocabulary, special tokens and
+    restored checkpoint), the base model's name and weights (:func:`labkit.models.weights_fingerprint`
+    of its folder), the tokenizer's vocabulary, special tokens and
     chat template, the callbacks that add metrics (``changes_the_run``), the resolved dtype, the number of processes (the global
     batch), and the versions of torch, transformers, TRL and PEFT. ``reuse=`` and resuming
     accept a run only when all of them match."""
@@ -238,6 +239,7 @@ def fingerprint(cfg: TrainConfig, train_pairs, model_name: str, eval_pairs=None,
         "train": list(train_pairs),
         "eval": list(eval_pairs or []),
         "model": model_name,
+        "base_weights": base_weights,
         "tokenizer": _tokenizer_identity(tokenizer),
         # callbacks that only watch (progress, plots) do not count; those that add metrics do
         "callbacks": sorted(type(c).__name__ for c in callbacks if getattr(c, "changes_the_run", False)),
@@ -324,14 +326,15 @@ def finetune(model, tokenizer, train_pairs, eval_pairs=None, config: TrainConfig
     from datasets import Dataset
     from transformers import EarlyStoppingCallback
 
-    from .models import labkit_home
+    from .models import labkit_home, weights_fingerprint
     from .plots import LiveLossPlot
 
     cfg = config or TrainConfig()
     main = is_main_process()
     verbose = verbose and main  # under accelerate/torchrun only the main process prints
     base_name = str(getattr(model.config, "_name_or_path", "model"))
-    fp = fingerprint(cfg, train_pairs, base_name, eval_pairs, tokenizer, callbacks)
+    base_weights = weights_fingerprint(base_name)        # None for a hub id or a model built in memory
+    fp = fingerprint(cfg, train_pairs, base_name, eval_pairs, tokenizer, callbacks, base_weights)
     output_dir = Path(output_dir or labkit_home() / "runs" / f"{cfg.method}-{fp}")
     adapter_dir = output_dir / "adapter"
     if reuse and (adapter_dir / "labkit_run.json").is_file():
@@ -414,7 +417,7 @@ def finetune(model, tokenizer, train_pairs, eval_pairs=None, config: TrainConfig
     if evals:
         final["best_eval_loss"] = round(min(evals), 4)
     if main:  # one adapter, model card and run record, written by the main process
-        _save_atomically(model, tokenizer, adapter_dir, cfg, base_name, fp, history, final)
+        _save_atomically(model, tokenizer, adapter_dir, cfg, base_name, fp, history, final, base_weights)
     trainer.accelerator.wait_for_everyone()
     return TrainResult(model=model, output_dir=output_dir, adapter_dir=adapter_dir,
                        history=history, train_seconds=seconds, trained_tokens=tokens,
@@ -499,7 +502,7 @@ def _adapter_dtype_follows_hardware(model, dtype: torch.dtype) -> None:
             param.data = param.data.float()
 
 
-def _save_atomically(model, tokenizer, adapter_dir: Path, cfg, base_name, fp, history, final):
+def _save_atomically(model, tokenizer, adapter_dir: Path, cfg, base_name, fp, history, final, base_weights=None):
     """Save to a temporary folder, then move it into place (:func:`labkit.atomic.atomic_dir`):
     an interrupted or failed save never leaves a folder that looks like a finished adapter, the
     previous adapter stays until the new one is in place, and two processes take turns."""
@@ -510,8 +513,8 @@ def _save_atomically(model, tokenizer, adapter_dir: Path, cfg, base_name, fp, hi
         tokenizer.save_pretrained(tmp)
         _write_model_card(tmp, cfg, base_name, final)
         (tmp / "labkit_run.json").write_text(json.dumps(
-            {"fingerprint": fp, "base_model": base_name, "config": dataclasses.asdict(cfg),
-             "result": final, "history": history}, indent=1, default=str))
+            {"fingerprint": fp, "base_model": base_name, "base_weights": base_weights,
+             "config": dataclasses.asdict(cfg), "result": final, "history": history}, indent=1, default=str))
 
 
 def _quiet_dataset_maps() -> None:

@@ -151,6 +151,11 @@ def test_switching_returns_each_adapters_behaviour(tiny, peft_dirs, served):
         pieces = [(next(a, ""), next(b, "")) for _ in range(6)]
         assert "".join(p for p, _ in pieces) == served.generate("hello world", max_new_tokens=6, adapter="qv")
         assert "".join(p for _, p in pieces) == served.generate("hello world", max_new_tokens=6, adapter=None)
+        # the adapter travels with the request: a stream keeps the one in force when it was made
+        expected_all = served.generate("hello world", max_new_tokens=6)
+        later = served.stream("hello world", max_new_tokens=6)
+        served.set_adapter("qv")
+        assert "".join(later) == expected_all
     finally:
         served.set_adapter(None)
     assert np.array_equal(served.logits(ids), first[None])
@@ -289,3 +294,37 @@ def test_base_build_is_cached_and_atomic(tiny, tmp_path, monkeypatch):
         build_base(tiny, precision="fp16")
     with pytest.raises(ValueError, match="target_modules"):
         build_base(tiny, ["qkv"])
+
+
+def test_an_adapter_is_refused_on_a_base_of_the_same_name_and_shapes_with_other_weights(tmp_path, tiny_tokenizer):
+    # before: "trained on this base" was the folder's name, so another `tiny-llama` with other weights passed
+    from transformers import AutoModelForCausalLM
+
+    from conftest import build_model
+    from labkit import cli, train
+    from labkit.adapters import AdapterError, check_trained_on, generate_adapter
+
+    folders = {}
+    for seed, where in ((0, "a"), (1, "b")):
+        folders[where] = tmp_path / where / "tiny-llama"
+        build_model(tiny_tokenizer, seed=seed).save_pretrained(folders[where])
+        tiny_tokenizer.save_pretrained(folders[where])
+    pairs = [{"prompt": f"message {i} ->", "completion": " joy"} for i in range(8)]
+    cfg = train.TrainConfig(max_steps=2, batch_size=4, r=4, lora_alpha=8, eval_steps=None, warmup_steps=0)
+
+    def finetune(base, reuse=False):
+        model = AutoModelForCausalLM.from_pretrained(folders[base])
+        return train.finetune(model, tiny_tokenizer, pairs, None, cfg, output_dir=tmp_path / "run",
+                              live_plot=False, verbose=False, reuse=reuse)
+
+    adapter = finetune("a").adapter_dir
+    check_trained_on(adapter, folders["a"])
+    cli.check_adapter(adapter, str(folders["a"]))
+    with pytest.raises(AdapterError, match="other weights"):
+        check_trained_on(adapter, folders["b"])
+    with pytest.raises(cli.CLIError, match="other weights"):
+        cli.check_adapter(adapter, str(folders["b"]))
+    with pytest.raises(AdapterError, match="other weights"):
+        generate_adapter(folders["b"], [adapter], tmp_path / "multi")
+    assert not (tmp_path / "multi").exists()
+    assert not finetune("b", reuse=True).reused     # a finished run on A is not reused for B
