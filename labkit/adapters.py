@@ -41,6 +41,7 @@ from .export import (
     PREFILL_OPTIONS,
     DEVICES,
     GenAIModel,
+    refuse_another_export,
     _check_adapter_dir,
     _check_model_dir,
     _fingerprint,
@@ -348,7 +349,7 @@ def _mixed_layers(n: int) -> list[int]:
 
 
 def build_base(model_dir, target_modules="all-linear", precision="fp32", device="cpu", out=None,
-               int4_options=None, force=False) -> Path:
+               int4_options=None, force=False, overwrite=True) -> Path:
     """Export ``model_dir`` once, with LoRA inputs on ``target_modules``, for any number of adapters.
 
     Args:
@@ -357,7 +358,7 @@ def build_base(model_dir, target_modules="all-linear", precision="fp32", device=
             as ``["q_proj", "v_proj"]``. Every adapter served must adapt a subset of these.
         precision: ``"fp32"`` or ``"int4"`` (base MatMuls 4/8-bit as in
             ``labkit.export.DEFAULT_INT4_OPTIONS``; the LoRA MatMuls always stay float32).
-        device, int4_options, force: as in :func:`labkit.export.export_onnx`.
+        device, int4_options, force, overwrite: as in :func:`labkit.export.export_onnx`.
         out: output folder; default :func:`default_base_dir`.
 
     Returns the folder: an onnxruntime-genai model folder plus ``labkit_adapters.json``,
@@ -393,6 +394,8 @@ def build_base(model_dir, target_modules="all-linear", precision="fp32", device=
         return out
     if out.exists() and _read_manifest_file(out) is None and (not out.is_dir() or any(p.suffix != SUFFIX for p in out.iterdir())):
         raise FileExistsError(f"{out} exists and is not a labkit multi-adapter base: delete it or pick another out=.")
+    if out.exists() and _read_manifest_file(out) is not None and not overwrite:
+        refuse_another_export(out, _read_manifest_file(out), manifest)
 
     _import_builder()
     from .atomic import atomic_dir, locked
@@ -566,7 +569,7 @@ def convert_adapter(adapter_dir, base_dir, out_file=None) -> Path:
     return out_file
 
 
-def generate_adapter(base_model_path, adapter_paths, output_path, precision: str = "fp32") -> Path:
+def generate_adapter(base_model_path, adapter_paths, output_path, precision: str = "fp32", overwrite: bool = True) -> Path:
     """Like ``olive generate-adapter``: one base exported with LoRA inputs + one ``.onnx_adapter`` per adapter.
 
     Args:
@@ -599,7 +602,7 @@ def generate_adapter(base_model_path, adapter_paths, output_path, precision: str
                                f"{model_dir.name!r} ({model_dir}): pass the base it was trained on.")
         check_trained_on(adapter["dir"], model_dir)   # the same name is not enough: the same weights
     targets = sorted({t for a in adapters.values() for t in target_names(a["modules"])})
-    out = build_base(model_dir, targets, precision=precision, out=output_path)
+    out = build_base(model_dir, targets, precision=precision, out=output_path, overwrite=overwrite)
     base = read_base(out)
     for adapter in adapters.values():
         check_peft_adapter(adapter, base)

@@ -392,8 +392,34 @@ def load_task(args) -> Task:
     target = info["target_field"] if info.get("target_field") in fields else fields[-1]
     for records in raw.values():
         data.check_fields(records, fields)
+    raw = _one_spelling_per_label(args, raw, target, source)
     kind, labels = _task_kind(args, info, raw, target)
     return Task(source=source, raw=raw, template=template, target=target, kind=kind, labels=labels)
+
+
+def _one_spelling_per_label(args, raw: dict, target: str, source: str) -> dict:
+    """Labels that differ only by case or surrounding whitespace ("joy", "Joy", "joy ") would
+    train as different classes: an error naming them, or with --normalize_labels each written
+    as its most frequent spelling."""
+    from . import data
+
+    every = [r for records in raw.values() for r in records]
+    variants = data.label_variants(every, target)
+    if not variants:
+        return raw
+    spellings = data.label_spellings(every, target)
+    if not getattr(args, "normalize_labels", False):
+        if getattr(args, "task_name", None) not in ("classification", None) or \
+                data.detect_labels(data.normalize_labels(every, target, spellings), target, max_labels=1000) is None:
+            return raw  # free text, not labels
+        shown = "; ".join(", ".join(f"{v!r} x{n}" for v, n in spelled.items()) for spelled in list(variants.values())[:4])
+        raise CLIError(f"{source}: {target} has labels that differ only by case or spaces: {shown}"
+                       f"{' ...' if len(variants) > 4 else ''}. They would train as different classes. Fix the file, "
+                       "or pass --normalize_labels true to write each as its most frequent spelling "
+                       f"({', '.join(repr(spellings[k]) for k in list(variants)[:4])}).")
+    note(f"--normalize_labels: {sum(len(v) for v in variants.values())} spellings of {len(variants)} label(s) in "
+         f"{target} written one way: " + ", ".join(repr(spellings[k]) for k in variants) + ".")
+    return {split: data.normalize_labels(records, target, spellings) for split, records in raw.items()}
 
 
 def _task_kind(args, info: dict, raw: dict, target: str) -> tuple[str, list | None]:
@@ -598,8 +624,14 @@ def _finetune(args) -> int:
     if train.is_main_process():
         print(f"{task.kind} task: {len(train_pairs)} training and {len(eval_pairs)} validation "
               f"examples from {task.source}" + (f", labels {task.labels}" if task.labels else ""))
-    result = train.finetune(model, tok, train_pairs, eval_pairs, cfg, output_dir=args.output_path,
-                            live_plot=False)
+    try:
+        result = train.finetune(model, tok, train_pairs, eval_pairs, cfg, output_dir=args.output_path,
+                                live_plot=False, overwrite=args.overwrite)
+    except train.RunConflictError as e:
+        raise CLIError(f"--output_path {e}") from None
+    except KeyboardInterrupt:
+        _say_what_was_kept(args, cfg)
+        raise
     pointer = {"base_model": base, "adapter": str(result.adapter_dir),
                "note": "labkit writes this pointer instead of a copy of the base model"}
     if args.method == "full":
@@ -611,6 +643,25 @@ def _finetune(args) -> int:
     print(f"Saved to {result.adapter_dir} after {result.steps} steps in {result.train_seconds:.0f} s "
           f"(base model pointer: {Path(result.output_dir) / 'model'})")
     return 0
+
+
+def _say_what_was_kept(args, cfg) -> None:
+    """After Ctrl-C during training: what is on disk, and the command that resumes."""
+    import shlex
+
+    from . import train
+
+    if not train.is_main_process():
+        return
+    command = "labkit " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "the same labkit finetune command"
+    checkpoint = train.last_checkpoint(Path(args.output_path)) if args.output_path else None
+    if checkpoint:
+        print(f"interrupted: kept {checkpoint} (step {checkpoint.rsplit('-', 1)[-1]}); run the same command again "
+              f"to resume from it:\n  {command}", file=sys.stderr)
+    else:
+        where = "" if args.output_path else " (no --output_path: pass one to be able to resume)"
+        print(f"interrupted before the first checkpoint (one is saved every {cfg.save_steps} steps): nothing kept"
+              f"{where}. Run the command again to start over:\n  {command}", file=sys.stderr)
 
 
 def _load_adapter(model, adapter: Path):
@@ -704,7 +755,7 @@ def _export(args) -> int:
         raise CLIError(f"--output_path {out}: is a file; pass a folder.")
     try:
         built = export.export_onnx(base, adapter_dir=adapter, precision=args.precision, device=device,
-                                   out=out)
+                                   out=out, overwrite=args.overwrite)
     except FileExistsError as e:
         raise CLIError(f"--output_path: {e}") from None
     print(f"ONNX model ready: {built} ({export.folder_size_mb(built):.0f} MB)")
@@ -723,15 +774,9 @@ def check_onnx_folder(path) -> Path:
 
 
 def _chat(args) -> int:
-    from .export import GenAIModel
-
     folder = check_onnx_folder(args.model_path)
-    try:
-        model = GenAIModel(folder)
-    except Exception as e:  # onnxruntime-genai: a broken or half-copied export
-        raise CLIError(f"--model_path {folder}: onnxruntime-genai could not load it "
-                       f"({type(e).__name__}: {str(e).strip()[:160]}). Build it again with `labkit export`.") from None
-    print(f"Chatting with {folder}. Empty line to quit.")
+    model, adapter = _chat_model(folder, args.adapter)
+    print(f"Chatting with {folder}" + (f" (adapter {adapter!r})" if adapter else "") + ". Empty line to quit.")
     while True:
         try:
             line = input("you> ").strip()
@@ -740,10 +785,45 @@ def _chat(args) -> int:
         if not line:
             break
         print("model> ", end="", flush=True)
-        for piece in model.stream([{"role": "user", "content": line}], max_new_tokens=args.max_new_tokens):
+        kwargs = {"adapter": adapter} if adapter is not None else {}
+        for piece in model.stream([{"role": "user", "content": line}], max_new_tokens=args.max_new_tokens, **kwargs):
             print(piece, end="", flush=True)
         print()
     return 0
+
+
+def _chat_model(folder: Path, wanted: str | None):
+    """The model to chat with, and the adapter to use: a plain export, or a multi-adapter base
+    with every .onnx_adapter loaded (and checked) now, so a damaged one is named before the chat."""
+    from . import adapters
+    from .export import GenAIModel
+
+    try:
+        adapters.read_base(folder)
+        multi = True
+    except adapters.AdapterError:
+        multi = False
+    try:
+        model = adapters.MultiAdapterModel(folder) if multi else GenAIModel(folder)
+    except adapters.AdapterError:
+        raise  # a damaged or mismatched .onnx_adapter: its own message names the file
+    except Exception as e:  # onnxruntime-genai: a broken or half-copied export
+        raise CLIError(f"--model_path {folder}: onnxruntime-genai could not load it "
+                       f"({type(e).__name__}: {str(e).strip()[:160]}). Build it again with `labkit export`.") from None
+    if not multi:
+        if wanted not in (None, "none"):
+            raise CLIError(f"--adapter {wanted}: {folder} is a plain export (one model, no adapters); "
+                           "--adapter is for a `labkit generate-adapter` folder.")
+        return model, None
+    names = sorted(model.adapters)
+    if wanted is None:
+        raise CLIError(f"--model_path {folder} serves {len(names)} adapters: {names}. Pass --adapter NAME "
+                       "(or --adapter none for the base model alone).")
+    if wanted == "none":
+        return model, None
+    if wanted not in names:
+        raise CLIError(f"--adapter {wanted}: no such adapter in {folder}; it has {names} (or none).")
+    return model, wanted
 
 
 def _generate_adapter(args) -> int:
@@ -753,7 +833,10 @@ def _generate_adapter(args) -> int:
     adapters = [check_adapter(p, base, "--adapter_paths") for p in args.adapter_paths]
     from .adapters import generate_adapter
 
-    out = generate_adapter(base, adapters, args.output_path, precision=args.precision)
+    try:
+        out = generate_adapter(base, adapters, args.output_path, precision=args.precision, overwrite=args.overwrite)
+    except FileExistsError as e:
+        raise CLIError(f"--output_path: {e}") from None
     print(f"Multi-adapter model ready: {out} (adapters: "
           f"{', '.join(p.name for p in sorted(Path(out).glob('*.onnx_adapter')))})")
     return 0
@@ -851,6 +934,9 @@ def _data_flags(s):
     s.add_argument("--task_name", choices=["classification", "generation", "text-generation"], default=None,
                    help="classification: label scoring, accuracy, macro-F1, stratified split (default: "
                         "detected, few distinct short answers = classification)")
+    s.add_argument("--normalize_labels", type=boolean, default=False,
+                   help="true: labels that differ only by case or spaces (joy, Joy, 'joy ') become one label, "
+                        "written as the most frequent spelling (default: such labels are an error)")
 
 
 EXAMPLES = {
@@ -871,7 +957,7 @@ A classification task is scored by label scoring: accuracy, macro-F1 and the con
   labkit export --adapter_path models/ft/adapter --precision int4 --output_path models/onnx
   labkit auto-opt --model_name_or_path models/ft/model --adapter_path models/ft/adapter --device cpu \\
       --provider CPUExecutionProvider --use_ort_genai --precision int4 --output_path models/onnx""",
-    "chat": "example:\n  labkit chat --model_path models/onnx",
+    "chat": "examples:\n  labkit chat --model_path models/onnx\n  labkit chat --model_path models/multi-adapter --adapter tone",
     "generate-adapter": """example:
   labkit generate-adapter --base_model_path models/tone/model --adapter_paths models/tone/adapter,models/recipes/adapter \\
       --output_path models/multi-adapter""",
@@ -949,6 +1035,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--logging_dir", default=None, help="TensorBoard logs (default: <output_path>/runs)")
     s.add_argument("--seed", type=non_negative_int, default=0)
     s.add_argument("--output_path", "-o", default=None)
+    s.add_argument("--overwrite", action="store_true",
+                   help="replace a different run already in --output_path (default: refuse and say what it holds)")
 
     s = command("evaluate", "score a model (and adapter) on a dataset split", _evaluate)
     _common(s)
@@ -970,6 +1058,8 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--use_ort_genai", action="store_true",
                        help="accepted for Olive: labkit always builds for onnxruntime-genai")
         s.add_argument("--output_path", "-o", default=None)
+        s.add_argument("--overwrite", action="store_true",
+                       help="replace an export of another model, adapter or precision in --output_path")
 
     s = command("generate-adapter", "one ONNX base + one .onnx_adapter per LoRA adapter", _generate_adapter)
     _common(s, model=False)
@@ -977,9 +1067,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--adapter_paths", type=comma_list, required=True, help="comma-separated adapter folders")
     s.add_argument("--output_path", "-o", required=True)
     s.add_argument("--precision", choices=["fp32", "int4"], default="fp32")
+    s.add_argument("--overwrite", action="store_true",
+                   help="replace a multi-adapter base of another model or precision in --output_path")
 
     s = command("chat", "chat with an exported ONNX model (streaming)", _chat)
     s.add_argument("--model_path", required=True)
+    s.add_argument("--adapter", default=None,
+                   help="with a generate-adapter folder: the adapter to chat with (none: the base model)")
     s.add_argument("--max_new_tokens", type=positive_int, default=128)
     s.add_argument("--log_level", type=int, choices=range(5), default=3)
 

@@ -18,7 +18,7 @@ import os
 import random
 import re
 import string
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 DATASETS_DIR = Path(__file__).parent / "datasets"
@@ -179,6 +179,40 @@ def _held_out_counts(sizes: list[int], fractions) -> list[tuple[int, int]]:
     return capped
 
 
+def _text_key(record: dict, label_field: str | None) -> str:
+    """What makes two examples copies of each other: every field but the label, normalised."""
+    return normalize_text(" ".join(str(v) for k, v in sorted(record.items()) if k not in ("_source", label_field)))
+
+
+def label_variants(records: list[dict], field: str) -> dict[str, dict[str, int]]:
+    """Labels written more than one way, differing only by case or surrounding whitespace
+    (``"joy"``, ``"Joy"``, ``"joy "``): ``{label: {spelling: count}}``. Left alone they would
+    train as different classes."""
+    spellings: dict[str, Counter] = defaultdict(Counter)
+    for r in records:
+        value = r.get(field)
+        if isinstance(value, str):
+            spellings[value.strip().casefold()][value] += 1
+    return {key: dict(c.most_common()) for key, c in spellings.items() if len(c) > 1}
+
+
+def label_spellings(records: list[dict], field: str) -> dict[str, str]:
+    """For each label (case and surrounding whitespace ignored), its most frequent spelling, stripped."""
+    counts = Counter(r.get(field) for r in records if isinstance(r.get(field), str))
+    best: dict[str, str] = {}
+    for value, _ in counts.most_common():
+        best.setdefault(value.strip().casefold(), value.strip())
+    return best
+
+
+def normalize_labels(records: list[dict], field: str, spellings: dict[str, str] | None = None) -> list[dict]:
+    """The records with every label written one way (:func:`label_spellings` of ``records``
+    unless ``spellings`` is given, e.g. computed over all splits at once)."""
+    spellings = spellings or label_spellings(records, field)
+    return [{**r, field: spellings[r[field].strip().casefold()]} if isinstance(r.get(field), str) else r
+            for r in records]
+
+
 def stratified_split(records: list[dict], label_field: str | None = None,
                      fractions=(0.8, 0.1, 0.1), seed: int = 0,
                      group_field: str | None = None) -> dict[str, list[dict]]:
@@ -194,11 +228,7 @@ def stratified_split(records: list[dict], label_field: str | None = None,
         raise ValueError(f"fractions must be 3 numbers that sum to 1, got {fractions}")
     groups: dict[str, list[dict]] = defaultdict(list)  # near-duplicate groups
     for r in records:
-        if group_field:
-            key = normalize_text(str(r[group_field]))
-        else:
-            key = normalize_text(" ".join(str(v) for k, v in sorted(r.items()) if k != "_source"
-                                          and k != label_field))
+        key = normalize_text(str(r[group_field])) if group_field else _text_key(r, label_field)
         groups[key].append(r)
     strata: dict[object, list[list[dict]]] = defaultdict(list)
     for group in groups.values():
@@ -302,6 +332,14 @@ def make_splits(splits: dict[str, list[dict]], label_field: str | None = None,
                         "well). Add examples.")
     carve = [fractions[i] if SPLITS[i] in missing else 0.0 for i in (1, 2)]
     carved = stratified_split(train, label_field, (1 - sum(carve), *carve), seed)
+    empty = [s for s in missing if not carved[s]]
+    if empty and len(train) >= MIN_EXAMPLES:
+        distinct = len({_text_key(r, label_field) for r in train})
+        where = train[0]["_source"].rsplit(":", 1)[0] if "_source" in train[0] else "the data"
+        raise DataError(f"{where}: the {len(train)} examples hold only {distinct} distinct text(s) (equal after "
+                        "lower-casing and removing punctuation). Copies of one text always stay in one split, so "
+                        f"that no {empty[0]} example is a copy of a training one; that leaves the {' and '.join(empty)} "
+                        f"split empty. Remove the duplicates and add distinct examples (at least {MIN_EXAMPLES}).")
     out = {**splits, "train": carved["train"]}
     for s in missing:
         out[s] = carved[s]

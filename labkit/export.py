@@ -278,9 +278,20 @@ def _run_builder(input_dir: Path, output_dir: Path, precision: str, device: str,
 # --------------------------------------------------------------------------- export
 
 
+def refuse_another_export(out: Path, old: dict, new: dict) -> None:
+    """``FileExistsError`` if the export recorded in ``out`` (``old``) is of another model,
+    adapter or precision than ``new``: rebuilding there would replace it. The same inputs
+    with newer files (an adapter trained again) are the same export, rebuilt."""
+    keys = ("model_dir", "adapter_dir", "precision")
+    if any(old.get(k) != new.get(k) for k in keys):
+        held = ", ".join(f"{k} {old.get(k)}" for k in keys if old.get(k) is not None)
+        raise FileExistsError(f"{out} holds another export ({held}); building here would replace it. Pick "
+                              "another output folder, or replace it on purpose (--overwrite / overwrite=True).")
+
+
 def export_onnx(
     model_dir, adapter_dir=None, precision="int4", device="cpu", out=None, int4_options=None, force=False,
-    verbose=True, prune_lm_head=True,
+    verbose=True, prune_lm_head=True, overwrite=True,
 ) -> Path:
     """Build an onnxruntime-genai model folder from a local HF model (+ optional LoRA adapter).
 
@@ -300,6 +311,8 @@ def export_onnx(
             of lines, goes to ``out/builder.log``).
         prune_lm_head: compute logits only at the last position of a prompt (faster
             prefill, see ``PREFILL_OPTIONS``); False keeps logits for every position.
+        overwrite: False refuses (``FileExistsError``) to replace an export of *another*
+            model, adapter or precision in ``out`` (the command line's default).
 
     Returns:
         The output folder; load it with ``GenAIModel(path)`` or ``onnxruntime_genai.Model(path)``.
@@ -347,6 +360,8 @@ def export_onnx(
             return out  # cached: same inputs, same options
         if old is None and (not out.is_dir() or any(out.iterdir())):
             raise FileExistsError(f"{out} exists and is not a labkit export: delete it or pick another out=.")
+        if old is not None and not overwrite:
+            refuse_another_export(out, old, manifest)
 
     _import_builder()  # fail early (and before making folders) if it is missing
     from .atomic import atomic_dir, locked

@@ -280,6 +280,38 @@ def last_checkpoint(output_dir: Path) -> str | None:
     return str(max(complete, key=lambda p: int(p.name.split("-")[-1])))
 
 
+class RunConflictError(ValueError):
+    """The output folder holds another run, which training there would replace."""
+
+
+def refuse_another_run(output_dir: Path, fp: str) -> None:
+    """Raise :class:`RunConflictError` if ``output_dir`` holds a run with another fingerprint:
+    a finished adapter, or checkpoints of an unfinished run. The same run (same fingerprint)
+    is fine: it resumes, or trains again into the same place."""
+    output_dir = Path(output_dir)
+    run_file = output_dir / "adapter" / "labkit_run.json"
+    marker = output_dir / RUN_FINGERPRINT
+    if run_file.is_file():
+        try:
+            info = json.loads(run_file.read_text())
+        except (ValueError, UnicodeDecodeError):
+            info = {}
+        if info.get("fingerprint") != fp:
+            cfg, result = info.get("config", {}), info.get("result", {})
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(run_file.stat().st_mtime))
+            held = (f"a finished {cfg.get('method', '?')} run of {info.get('base_model', '?')} from {when}: "
+                    f"{result.get('steps', '?')} steps, learning rate {cfg.get('learning_rate', '?')}, "
+                    f"{result.get('train_examples', '?')} training examples")
+            raise RunConflictError(f"{output_dir} holds {held}, with other settings or data than this run. "
+                                   "Training here would replace its adapter. Choose another output folder, or "
+                                   "replace it on purpose (--overwrite / overwrite=True).")
+    checkpoint = last_checkpoint(output_dir)
+    if checkpoint and marker.is_file() and marker.read_text().strip() != fp:
+        raise RunConflictError(f"{output_dir} holds an unfinished run with other settings or data "
+                               f"({Path(checkpoint).name}). Training here would delete its checkpoints. Choose "
+                               "another output folder, or replace it on purpose (--overwrite / overwrite=True).")
+
+
 def resumable_checkpoint(output_dir: Path, fp: str, verbose: bool = True) -> str | None:
     """The checkpoint to resume from: the newest complete one, *if* ``output_dir`` belongs
     to the same run (same fingerprint). Checkpoints of another run (other data, another
@@ -311,7 +343,7 @@ def _write_model_card(adapter_dir: Path, cfg: TrainConfig, base: str, result: di
 
 def finetune(model, tokenizer, train_pairs, eval_pairs=None, config: TrainConfig | None = None,
              output_dir: str | os.PathLike | None = None, resume: bool = True, reuse: bool = False,
-             live_plot: bool = True, callbacks=(), verbose: bool = True) -> TrainResult:
+             live_plot: bool = True, callbacks=(), verbose: bool = True, overwrite: bool = True) -> TrainResult:
     """Fine-tune ``model`` on prompt/completion pairs and save the result.
 
     - ``train_pairs`` / ``eval_pairs``: lists of ``{"prompt", "completion"}`` dicts (see
@@ -322,6 +354,9 @@ def finetune(model, tokenizer, train_pairs, eval_pairs=None, config: TrainConfig
     - ``resume``: continue from the newest checkpoint in ``output_dir`` if there is one.
     - ``reuse``: if ``output_dir/adapter`` holds a finished run with the same fingerprint
       (config, data, base model), load it instead of training again.
+    - ``overwrite``: False refuses (:class:`RunConflictError`) to train into an ``output_dir``
+      that holds another run (another fingerprint), finished or not, instead of replacing it.
+      The command line passes False unless ``--overwrite`` is given.
     """
     from datasets import Dataset
     from transformers import EarlyStoppingCallback
@@ -337,6 +372,8 @@ def finetune(model, tokenizer, train_pairs, eval_pairs=None, config: TrainConfig
     fp = fingerprint(cfg, train_pairs, base_name, eval_pairs, tokenizer, callbacks, base_weights)
     output_dir = Path(output_dir or labkit_home() / "runs" / f"{cfg.method}-{fp}")
     adapter_dir = output_dir / "adapter"
+    if not overwrite and main:
+        refuse_another_run(output_dir, fp)
     if reuse and (adapter_dir / "labkit_run.json").is_file():
         info = json.loads((adapter_dir / "labkit_run.json").read_text())
         if info.get("fingerprint") == fp:
@@ -403,7 +440,8 @@ def finetune(model, tokenizer, train_pairs, eval_pairs=None, config: TrainConfig
 
     history = [dict(h) for h in trainer.state.log_history]
     tokens = int(trainer.state.num_input_tokens_seen or 0)
-    final = {"steps": trainer.state.global_step, "train_seconds": round(seconds, 1)}
+    final = {"steps": trainer.state.global_step, "train_seconds": round(seconds, 1),
+             "train_examples": len(train_pairs)}
     if trainer.state.best_model_checkpoint and args.load_best_model_at_end:
         final["restored_checkpoint"] = Path(trainer.state.best_model_checkpoint).name
         final["best_step"] = trainer.state.best_global_step

@@ -328,3 +328,25 @@ def test_an_adapter_is_refused_on_a_base_of_the_same_name_and_shapes_with_other_
         generate_adapter(folders["b"], [adapter], tmp_path / "multi")
     assert not (tmp_path / "multi").exists()
     assert not finetune("b", reuse=True).reused     # a finished run on A is not reused for B
+
+
+def test_chat_on_a_multi_adapter_folder_takes_an_adapter_and_refuses_a_damaged_one(multi_fp32, tmp_path, monkeypatch,
+                                                                                   capsys):
+    import shutil
+
+    from labkit import cli
+
+    answers = iter(["hello", ""])
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(answers))
+    assert cli.main(["chat", "--model_path", str(multi_fp32), "--adapter", "qv", "--max_new_tokens", "4"]) == 0
+    assert "(adapter 'qv')" in capsys.readouterr().out
+    for argv, text in (([], "serves 2 adapters: ['all', 'qv']. Pass --adapter NAME"),
+                       (["--adapter", "nope"], "--adapter nope: no such adapter")):
+        assert cli.main(["chat", "--model_path", str(multi_fp32), *argv]) == 2
+        assert text in capsys.readouterr().err
+    copy = tmp_path / "multi"
+    shutil.copytree(multi_fp32, copy)
+    data = (copy / "qv.onnx_adapter").read_bytes()
+    (copy / "qv.onnx_adapter").write_bytes(data[: len(data) // 2])      # a damaged file, found when chat starts
+    assert cli.main(["chat", "--model_path", str(copy), "--adapter", "all"]) == 2
+    assert "qv.onnx_adapter is not a readable .onnx_adapter file" in capsys.readouterr().err

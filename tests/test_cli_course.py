@@ -204,6 +204,17 @@ def test_export_auto_opt_and_generate_adapter(tmp_path, capsys):
     assert code == 0
     assert sorted(p.name for p in (tmp_path / "multi").glob("*.onnx_adapter")) == [
         "classifier.onnx_adapter", "generator.onnx_adapter"]
+    # an output folder that holds another export is not replaced without --overwrite
+    before = (tmp_path / "onnx" / "labkit_export.json").read_text()
+    export_fp32 = ["export", "-m", str(base), "--precision", "fp32", "-o", str(tmp_path / "onnx")]
+    assert cli.main(export_fp32) == 2
+    err = capsys.readouterr().err
+    assert "holds another export" in err and "precision int4" in err and "--overwrite" in err
+    assert (tmp_path / "onnx" / "labkit_export.json").read_text() == before
+    assert cli.main(["generate-adapter", "--base_model_path", str(base), "--adapter_paths", str(ft / "adapter"),
+                     "--output_path", str(tmp_path / "multi"), "--precision", "int4"]) == 2
+    assert "holds another export" in capsys.readouterr().err
+    assert cli.main([*export_fp32, "--overwrite"]) == 0
 
 
 @pytest.mark.parametrize("name", SUBCOMMANDS)

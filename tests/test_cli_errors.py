@@ -283,3 +283,47 @@ def test_fp16_on_a_cpu_is_refused(tmp_path, tiny_folder, good_data, capsys, monk
     monkeypatch.setattr(labkit.env, "device", lambda: "cpu")
     fails(finetune(tiny_folder, good_data, tmp_path / "run", "--torch_dtype", "float16"), capsys,
           "--torch_dtype float16", "needs a CUDA GPU", out=tmp_path / "run")
+
+
+# --- data safety: a learner's own file and output folder -----------------------------------------
+
+def test_labels_that_differ_only_by_case_or_spaces(tmp_path, tiny_folder, capsys):
+    rows = [{"phrase": f"message {i} about {t}", "tone": t} for i in range(6) for t in TONE_LABELS]
+    rows += [{"phrase": f"another {i}", "tone": v} for i, v in enumerate(["Joy", "Joy", "joy ", "Anger"])]
+    data = tmp_path / "mixed.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    line = fails(finetune(tiny_folder, data, tmp_path / "out"), capsys,
+                 "mixed.jsonl", "tone", "differ only by case or spaces", "'joy' x6", "'Joy' x2", "'joy ' x1",
+                 "--normalize_labels true", out=tmp_path / "out")
+    assert "'anger' x6, 'Anger' x1" in line
+    # with the flag: one label per spelling group, written the most frequent way, and training goes on
+    code = cli.main([str(a) for a in finetune(tiny_folder, data, tmp_path / "out", "--normalize_labels", "true")])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "--normalize_labels: 5 spellings of 2 label(s)" in out.err + out.out
+    assert "labels ['joy', 'anger', 'sadness', 'fear', 'neutral']" in out.out
+
+
+def test_a_file_whose_examples_share_one_text_says_so(tmp_path, tiny_folder, capsys):
+    data = tmp_path / "copies.csv"
+    data.write_text("phrase,tone\n" + "My invoice is wrong,anger\n" * 20 + "App crashes!,fear\n" * 20)
+    fails(finetune(tiny_folder, data, tmp_path / "out"), capsys,
+          "copies.csv", "40 examples hold only 2 distinct text(s)", "Remove the duplicates", out=tmp_path / "out")
+
+
+def test_a_second_finetune_into_the_same_folder_refuses_to_replace_another_run(tmp_path, tiny_folder, good_data, capsys):
+    out = tmp_path / "out"
+    assert cli.main([str(a) for a in finetune(tiny_folder, good_data, out)]) == 0
+    first = (out / "adapter" / "adapter_model.safetensors").read_bytes()
+    capsys.readouterr()
+    line = fails(finetune(tiny_folder, good_data, out, "--learning_rate", "0.0005"), capsys,
+                 f"--output_path {out} holds a finished lora run", "1 steps", "learning rate 0.001",
+                 "--overwrite")
+    assert "training examples" in line
+    assert (out / "adapter" / "adapter_model.safetensors").read_bytes() == first     # untouched
+    # the same command again is the same run: fine
+    assert cli.main([str(a) for a in finetune(tiny_folder, good_data, out)]) == 0
+    # --overwrite replaces it on purpose
+    assert cli.main([str(a) for a in finetune(tiny_folder, good_data, out, "--learning_rate", "0.0005",
+                                              "--overwrite")]) == 0
+    assert json.loads((out / "adapter" / "labkit_run.json").read_text())["config"]["learning_rate"] == 0.0005

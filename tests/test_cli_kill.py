@@ -71,6 +71,26 @@ def test_kill_mid_training_then_rerun_resumes_and_finishes(tmp_path, tiny_tokeni
     assert (out / "model" / "labkit_base.json").is_file()
 
 
+def test_ctrl_c_mid_training_says_what_was_kept_and_how_to_resume(tmp_path, tiny_tokenizer, env):
+    model_dir = tmp_path / "tiny"
+    build_model(tiny_tokenizer).save_pretrained(model_dir)
+    tiny_tokenizer.save_pretrained(model_dir)
+    data = tmp_path / "tone.jsonl"
+    data.write_text("\n".join(json.dumps({"phrase": f"message {i}", "tone": t})
+                              for i in range(8) for t in TONE_LABELS) + "\n")
+    out = tmp_path / "run"
+    args = ["finetune", "-m", model_dir, "--data_name", data, "--text_template", "{phrase} -> {tone}",
+            "--max_steps", "400", "--save_steps", "10", "--eval_steps", "100", "--logging_steps", "50",
+            "--per_device_train_batch_size", "2", "--lora_r", "2", "-o", out]
+    proc = labkit(args, env)
+    wait_for(lambda: any((c / "trainer_state.json").is_file() for c in out.glob("checkpoint-*")), proc)
+    proc.send_signal(signal.SIGINT)                  # what Ctrl-C in a terminal sends
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, output[-2000:]
+    assert "interrupted: kept" in output and "checkpoint-" in output, output[-2000:]
+    assert "run the same command again to resume" in output and f"labkit finetune -m {model_dir}" in output
+
+
 def test_kill_mid_export_then_rerun_rebuilds(tmp_path, env):
     pytest.importorskip("onnxruntime_genai")
     from test_export import make_tiny_model
