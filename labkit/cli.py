@@ -543,7 +543,7 @@ def _prepare(args) -> int:
 
 def train_config(args):
     """Olive's finetune flags as a :class:`labkit.train.TrainConfig`."""
-    from . import train
+    from . import env, train
 
     values = dict(method=args.method, r=args.lora_r, lora_alpha=args.lora_alpha,
                   lora_dropout=args.lora_dropout, learning_rate=args.learning_rate,
@@ -554,7 +554,7 @@ def train_config(args):
                   group_by_length=args.group_by_length, max_length=args.max_seq_len, logging_steps=args.logging_steps,
                   eval_steps=args.eval_steps, save_steps=args.save_steps,
                   early_stopping_patience=args.early_stopping_patience, report_to=args.report_to,
-                  logging_dir=args.logging_dir, seed=args.seed,
+                  logging_dir=args.logging_dir, seed=env.seed() if args.seed is None else args.seed,
                   target_modules=args.target_modules or "all-linear",
                   modules_to_save=args.modules_to_save or None,
                   eval_batch_size=args.per_device_eval_batch_size or None,
@@ -1033,7 +1033,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--early_stopping_patience", type=positive_int, default=None)
     s.add_argument("--report_to", choices=["none", "tensorboard"], default="none")
     s.add_argument("--logging_dir", default=None, help="TensorBoard logs (default: <output_path>/runs)")
-    s.add_argument("--seed", type=non_negative_int, default=0)
+    s.add_argument("--seed", type=non_negative_int, default=None, help="default: $LABKIT_SEED, else 0")
     s.add_argument("--output_path", "-o", default=None)
     s.add_argument("--overwrite", action="store_true",
                    help="replace a different run already in --output_path (default: refuse and say what it holds)")

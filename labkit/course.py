@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 METRICS_ENV = "LABKIT_COURSE_METRICS"
+TIMES_FILE = Path(__file__).with_name("lesson_times.json")  # measured lesson times, per machine kind
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # terminal colour codes in a kernel's traceback
 
 
@@ -79,6 +80,43 @@ def claim(statement: str, measured: float, *, at_least: float | None = None,
     return margin
 
 
+def machine_kind() -> str:
+    """The machine a lesson time was measured on, in words: "2 CPU cores (AVX2, no native bf16),
+    quick profile" or "Tesla T4, full profile"."""
+    from . import env
+
+    where = (env.env_report()["gpu"] if env.device() == "cuda"
+             else f"{env.cpu_cores()} CPU cores ({env.cpu_capability()})")
+    return f"{where}, {env.profile()} profile"
+
+
+def save_times(rows: list[dict], path: Path = TIMES_FILE) -> dict:
+    """Record each passed lesson's wall time for this machine kind in ``path`` (what
+    :func:`lesson_time` shows at the top of each lesson). ``make course`` calls it with
+    ``--save-times``; one entry per machine kind, the newest measurement replacing the older."""
+    times = json.loads(path.read_text()) if path.is_file() else {}
+    kind, day = machine_kind(), time.strftime("%Y-%m-%d")
+    for r in rows:
+        if r["passed"]:
+            lesson = r["notebook"][:2]
+            times[lesson] = {**times.get(lesson, {}), kind: {"minutes": round(r["seconds"] / 60, 1), "date": day}}
+    path.write_text(json.dumps(times, indent=2, sort_keys=True) + "\n")
+    return times
+
+
+def lesson_time(lesson: str, path: Path = TIMES_FILE):
+    """How long lesson ``lesson`` ("01") takes, as ``make course`` measured it on each kind of machine
+    (shown at the top of every lesson)."""
+    from IPython.display import Markdown
+
+    measured = json.loads(path.read_text()).get(lesson, {}) if path.is_file() else {}
+    if not measured:
+        return Markdown("**Time:** not measured yet (`make course` records it).")
+    parts = [f"about **{m['minutes']:.0f} min** on {kind} ({m['date']})" for kind, m in measured.items()]
+    gpu = "" if any("CPU" not in kind for kind in measured) else " Not yet measured on a GPU."
+    return Markdown("**Time:** " + "; ".join(parts) + f", measured by `make course`.{gpu}")
+
+
 def run_notebook(path: Path, out_dir: Path, timeout: int = 1800) -> dict:
     """Execute one notebook on a fresh kernel; returns its summary row."""
     import nbformat
@@ -118,6 +156,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("notebooks", nargs="?", default="notebooks")
     p.add_argument("--out", default="course-report")
+    p.add_argument("--save-times", action="store_true",
+                   help=f"record each lesson's wall time on this machine kind in {TIMES_FILE.name} (shown in the lessons)")
     args = p.parse_args(argv)
     out_dir = Path(args.out).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -129,6 +169,8 @@ def main(argv=None) -> int:
         rows.append(row)
     (out_dir / "summary.json").write_text(json.dumps(rows, indent=2))
     (out_dir / "summary.md").write_text(to_markdown(rows))
+    if args.save_times:
+        save_times(rows)
     print(to_markdown(rows))
     return 0 if all(r["passed"] for r in rows) else 1
 

@@ -299,6 +299,19 @@ def test_claim_prints_its_margin_and_fails_with_the_same_line(tmp_path, monkeypa
         course.claim("no bound", 1)
 
 
+def test_lesson_times_are_recorded_per_machine_kind_and_shown(tmp_path, monkeypatch):
+    path = tmp_path / "times.json"
+    monkeypatch.setattr(course, "machine_kind", lambda: "2 CPU cores (AVX2, no native bf16), quick profile")
+    course.save_times([{"notebook": "01_x.ipynb", "passed": True, "seconds": 300},
+                       {"notebook": "02_y.ipynb", "passed": False, "seconds": 5}], path)
+    monkeypatch.setattr(course, "machine_kind", lambda: "Tesla T4, full profile")
+    course.save_times([{"notebook": "01_x.ipynb", "passed": True, "seconds": 150}], path)
+    text = course.lesson_time("01", path).data
+    assert "about **5 min** on 2 CPU cores (AVX2" in text and "about **2 min** on Tesla T4, full profile" in text
+    assert "Not yet measured on a GPU" not in text
+    assert "not measured yet" in course.lesson_time("02", path).data      # a failed run records nothing
+
+
 def test_summary_table():
     md = course.to_markdown([
         {"notebook": "00_setup.ipynb", "passed": True, "seconds": 30, "metrics": {"tokens_per_s": 25.0}, "error": None},

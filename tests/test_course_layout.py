@@ -25,8 +25,18 @@ def test_lesson_follows_the_skeleton(path):
     assert "google.colab" in nb.cells[1].source, "the first code cell sets up Colab"
     assert re.search(r"^\s*(assert |claim\()", code, flags=re.M), f"{path.name} asserts nothing it measured"
     assert "record(" in code, f"{path.name} records no headline numbers for `make course`"
+    assert f'lesson_time("{path.name[:2]}")' in nb.cells[2].source, f"{path.name} does not open with its measured time"
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), \
         f"{path.name} is committed with outputs; clear them"
+
+
+def test_every_lesson_has_a_measured_time():
+    import json
+
+    times = json.loads((ROOT / "labkit" / "lesson_times.json").read_text())
+    for path in NOTEBOOKS:
+        measured = times.get(path.name[:2], {})
+        assert measured and all(0 < m["minutes"] < 60 for m in measured.values()), f"{path.name}: no measured time"
 
 
 def test_readme_lists_every_lesson():
