@@ -47,7 +47,8 @@ def env(tmp_path):
             "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 
 
-def test_kill_mid_training_then_rerun_resumes_and_finishes(tmp_path, tiny_tokenizer, env):
+def long_tiny_run(tmp_path, tiny_tokenizer):
+    """A tiny model folder, a tone file and a 400-step finetune command on them (checkpoints every 10 steps)."""
     model_dir = tmp_path / "tiny"
     build_model(tiny_tokenizer).save_pretrained(model_dir)
     tiny_tokenizer.save_pretrained(model_dir)
@@ -58,6 +59,11 @@ def test_kill_mid_training_then_rerun_resumes_and_finishes(tmp_path, tiny_tokeni
     args = ["finetune", "-m", model_dir, "--data_name", data, "--text_template", "{phrase} -> {tone}",
             "--max_steps", "400", "--save_steps", "10", "--eval_steps", "100", "--logging_steps", "50",
             "--per_device_train_batch_size", "2", "--lora_r", "2", "-o", out]
+    return model_dir, out, args
+
+
+def test_kill_mid_training_then_rerun_resumes_and_finishes(tmp_path, tiny_tokenizer, env):
+    model_dir, out, args = long_tiny_run(tmp_path, tiny_tokenizer)
     first = labkit(args, env)
     wait_for(lambda: any((c / "trainer_state.json").is_file() for c in out.glob("checkpoint-*")), first)
     kill9(first)
@@ -72,16 +78,7 @@ def test_kill_mid_training_then_rerun_resumes_and_finishes(tmp_path, tiny_tokeni
 
 
 def test_ctrl_c_mid_training_says_what_was_kept_and_how_to_resume(tmp_path, tiny_tokenizer, env):
-    model_dir = tmp_path / "tiny"
-    build_model(tiny_tokenizer).save_pretrained(model_dir)
-    tiny_tokenizer.save_pretrained(model_dir)
-    data = tmp_path / "tone.jsonl"
-    data.write_text("\n".join(json.dumps({"phrase": f"message {i}", "tone": t})
-                              for i in range(8) for t in TONE_LABELS) + "\n")
-    out = tmp_path / "run"
-    args = ["finetune", "-m", model_dir, "--data_name", data, "--text_template", "{phrase} -> {tone}",
-            "--max_steps", "400", "--save_steps", "10", "--eval_steps", "100", "--logging_steps", "50",
-            "--per_device_train_batch_size", "2", "--lora_r", "2", "-o", out]
+    model_dir, out, args = long_tiny_run(tmp_path, tiny_tokenizer)
     proc = labkit(args, env)
     wait_for(lambda: any((c / "trainer_state.json").is_file() for c in out.glob("checkpoint-*")), proc)
     proc.send_signal(signal.SIGINT)                  # what Ctrl-C in a terminal sends
