@@ -148,6 +148,12 @@ def test_a_learner_runs_a_lesson_in_jupyterlab(jupyter_lab, tmp_path):
                                    timeout=60_000)
             try:
                 _wait_idle(url, token, timeout=RUN_TIMEOUT_S)
+                # the page, not only the kernel: on a loaded machine the kernel can sit idle for a few seconds
+                # while the browser is still sending the queued cells, so also wait until no cell shows [*]
+                page.wait_for_function(
+                    "() => ![...document.querySelectorAll('.jp-Notebook .jp-InputPrompt')].some(e => e.textContent.includes('*'))",
+                    timeout=RUN_TIMEOUT_S * 1000)
+                _wait_idle(url, token, timeout=RUN_TIMEOUT_S)
             finally:
                 page.screenshot(path=str(screenshot), full_page=True)
             # what the page shows: every output area's text (textContent: also cells scrolled out of view)
