@@ -112,7 +112,7 @@ def lesson_time(lesson: str, path: Path = TIMES_FILE):
     measured = json.loads(path.read_text()).get(lesson, {}) if path.is_file() else {}
     if not measured:
         return Markdown("**Time:** not measured yet (`make course` records it).")
-    parts = [f"about **{m['minutes']:.0f} min** on {kind} ({m['date']})" for kind, m in measured.items()]
+    parts = [f"about **{m['minutes']:g} min** on {kind} ({m['date']})" for kind, m in measured.items()]
     gpu = "" if any("CPU" not in kind for kind in measured) else " Not yet measured on a GPU."
     return Markdown("**Time:** " + "; ".join(parts) + f", measured by `make course`.{gpu}")
 

@@ -307,7 +307,7 @@ def test_lesson_times_are_recorded_per_machine_kind_and_shown(tmp_path, monkeypa
     monkeypatch.setattr(course, "machine_kind", lambda: "Tesla T4, full profile")
     course.save_times([{"notebook": "01_x.ipynb", "passed": True, "seconds": 150}], path)
     text = course.lesson_time("01", path).data
-    assert "about **5 min** on 2 CPU cores (AVX2" in text and "about **2 min** on Tesla T4, full profile" in text
+    assert "about **5 min** on 2 CPU cores (AVX2" in text and "about **2.5 min** on Tesla T4, full profile" in text
     assert "Not yet measured on a GPU" not in text
     assert "not measured yet" in course.lesson_time("02", path).data      # a failed run records nothing
 
