@@ -39,7 +39,7 @@ def postprocess_logits(causal_lm, logits: torch.Tensor) -> torch.Tensor:
     - Granite: ``logits_scaling`` (logits / scaling).
 
     A family that does something else is caught by :func:`answer_logits_match` (the trainer then
-    uses TRL's loss)."""
+    computes the loss from the model's own full logits)."""
     config = causal_lm.config
     scale = getattr(causal_lm, "logit_scale", None)          # Cohere keeps it on the model
     if isinstance(scale, (int, float)):

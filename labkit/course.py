@@ -83,9 +83,11 @@ def claim(statement: str, measured: float, *, at_least: float | None = None,
 def machine_kind() -> str:
     """The machine a lesson time was measured on, in words: "2 CPU cores (AVX2, no native bf16),
     quick profile" or "Tesla T4, full profile"."""
+    import torch
+
     from . import env
 
-    where = (env.env_report()["gpu"] if env.device() == "cuda"
+    where = (torch.cuda.get_device_name(0) if env.device() == "cuda"
              else f"{env.cpu_cores()} CPU cores ({env.cpu_capability()})")
     return f"{where}, {env.profile()} profile"
 
