@@ -472,8 +472,61 @@ def label_scoring_setup(tokenizer, task: Task, prompts: list[str]) -> tuple[list
 
 # --- commands ------------------------------------------------------------------------------
 
+def _doctor_peaks(report: dict) -> tuple[dict, str]:
+    """This machine's matmul peaks for doctor (about two seconds on a CPU; none on a GPU) and
+    the line that reports them."""
+    from . import course, env
+
+    if report["device"] == "cuda":
+        return {}, "not measured: the lessons run on the GPU here, so the CPU lesson times do not apply"
+    peaks = course.machine_peaks()
+    native = "native" if env.native_bf16() else "emulated: no native bf16 on this CPU, a bf16 step is much slower"
+    return peaks, (f"fp32 {peaks['fp32_gflops']:.0f} GFLOP/s, bf16 {peaks['bf16_gflops']:.1f} GFLOP/s ({native}); "
+                   f"measured on {report['cpu_threads']} threads")
+
+
+def print_prediction(rows: list[dict], slot: float, kind_here: str, peak_here: float | None) -> None:
+    """Print :func:`labkit.course.predict_times`' rows as doctor's table: lesson, recorded minutes
+    and on which machine, predicted minutes here, and a flag for a lesson over the ``slot``."""
+    from .course import kind_profile
+
+    def where(kind):
+        return kind.rsplit(", ", 1)[0] if kind else "-"
+
+    def minutes(value):
+        return f"{value:.1f}" if value is not None else "-"
+
+    peak = f"fp32 matmul peak {peak_here:.0f} GFLOP/s" if peak_here else "no CPU peak measured"
+    print(f"Lesson times on this machine ({where(kind_here)}, {kind_profile(kind_here)} profile, {peak}), "
+          f"against a {slot:g}-minute slot:")
+    width = max([len(where(r["reference"])) for r in rows] + [len("recorded on")])
+    print(f"  lesson  {'recorded':>8}  {'recorded on':<{width}}  {'predicted here':>14}  notes")
+    notes = {r["note"] for r in rows}
+    shared = notes.pop() if len(rows) > 1 and len(notes) == 1 else ""   # one note for all: said once, below
+    for r in rows:
+        flags = ([f"⚠ over the {slot:g}-min slot"] if r["over_slot"] else []) + \
+                ([r["note"]] if r["note"] and not shared else [])
+        print(f"  {r['lesson']:<6}  {minutes(r['recorded']):>8}  {where(r['reference']):<{width}}  "
+              f"{minutes(r['minutes']):>14}  {'; '.join(flags)}".rstrip())
+    known = [r for r in rows if r["minutes"] is not None]
+    total = sum(r["minutes"] for r in known)
+    missing = f"  ({len(rows) - len(known)} lessons not predicted)" if len(known) < len(rows) else ""
+    print(f"  {'all':<6}  {minutes(sum(r['recorded'] for r in known)) if known else '-':>8}  {'':<{width}}  "
+          f"{minutes(total) if known else '-':>14}{missing}")
+    if shared:
+        print(f"  every lesson: {shared}")
+    over = [r["lesson"] for r in rows if r["over_slot"]]
+    if over:
+        print(f"  ⚠ {len(over)} lesson(s) predicted over the {slot:g}-minute slot: {', '.join(over)}. "
+              "Plan more time for them, run them on a faster machine, or demo them.")
+    if any(r["scaled"] for r in rows):
+        print("  predicted = recorded minutes x (recorded machine's fp32 peak / this machine's): the lessons "
+              "train in fp32, so a rough guide (other programs running, or a laptop on battery, make it slower).")
+    print()
+
+
 def _doctor(args) -> int:
-    from . import env, models
+    from . import course, env, models
 
     problems, rows = [], []
 
@@ -519,13 +572,23 @@ def _doctor(args) -> int:
     else:
         check("base model converted", False, f"not yet at {converted}", "run `labkit prepare` (about a minute)")
     check("profile", True, f"{report['profile']} (set LABKIT_PROFILE=quick|full to choose)")
-    minutes = 8 * QUICK_MINUTES_PER_LESSON if report["profile"] == "quick" else 8 * 3
-    check("estimated course run time", True, f"about {minutes} minutes for all lessons ({report['profile']})")
+    peaks, peak_line = _doctor_peaks(report)
+    check("matmul peak", True, peak_line)
+    kind_here = course.machine_kind()
+    predicted = course.predict_times(peaks.get("fp32_gflops"), kind_here=kind_here, slot=args.slot)
+    known = [r["minutes"] for r in predicted if r["minutes"] is not None]
+    if known:
+        check("estimated course run time", True,
+              f"about {sum(known):.0f} minutes for {len(known)} lessons ({report['profile']}; per lesson below)")
+    else:
+        minutes = 8 * QUICK_MINUTES_PER_LESSON if report["profile"] == "quick" else 8 * 3
+        check("estimated course run time", True, f"about {minutes} minutes for all lessons ({report['profile']})")
 
     width = max(len(r[1]) for r in rows)
     for status, name, detail in rows:
         print(f"[{status:>4}] {name:<{width}}  {detail}")
     print()
+    print_prediction(predicted, args.slot, kind_here, peaks.get("fp32_gflops"))
     if problems:
         print("NOT READY. Fix these, then run `labkit doctor` again:")
         for p in problems:
@@ -973,7 +1036,12 @@ A classification task is scored by label scoring: accuracy, macro-F1 and the con
   learning_rate: 0.001
   output_path: models/ft
 then: labkit run --config run.yaml""",
-    "doctor": "example:\n  labkit doctor",
+    "doctor": """examples:
+  labkit doctor
+  labkit doctor --slot 20        # the workshop gives each lesson 20 minutes
+Predicts each lesson's minutes here from the times recorded by
+`python -m labkit.course notebooks --save-times`, scaled by this machine's fp32 matmul peak,
+and flags a lesson predicted over the slot.""",
     "prepare": "example:\n  labkit prepare",
 }
 
@@ -991,7 +1059,9 @@ def build_parser() -> argparse.ArgumentParser:
         subparsers[name] = s
         return s
 
-    command("doctor", "check this machine for the course", _doctor)
+    s = command("doctor", "check this machine for the course and predict each lesson's minutes", _doctor)
+    s.add_argument("--slot", type=positive_float, default=15.0, metavar="MINUTES",
+                   help="the minutes the workshop gives each lesson; a lesson predicted over it is flagged (default 15)")
 
     s = command("prepare", "convert the offline base model once", _prepare)
     s.add_argument("--model_name_or_path", "-m", default=None)

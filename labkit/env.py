@@ -178,6 +178,47 @@ def cpu_threads() -> int:
     return torch.get_num_threads()
 
 
+def matmul_peak(dtype: torch.dtype = torch.float32, n: int = 1024, seconds: float = 1.0,
+                repeats: int = 5) -> float:
+    """This CPU's matrix-multiply speed in GFLOP/s for ``dtype``, on PyTorch's current threads.
+
+    Multiplies two ``n`` x ``n`` matrices (1024: big enough to keep the vector units busy, small
+    enough to sit in the caches), warmed up, and keeps the best of ``repeats`` timings, about
+    ``seconds`` in all. Where one product would eat the budget (bf16 on a CPU without native
+    bf16 is ~100x slower than fp32), it measures at a smaller size (down to n/8) instead, so a
+    call never takes much more than ``seconds``. ``labkit doctor`` compares the fp32 peak with the
+    machine that measured the lesson times (:func:`labkit.course.predict_times`)."""
+    import time
+
+    def product_seconds(a, b, count=1):
+        start = time.perf_counter()
+        for _ in range(count):
+            a @ b
+        return (time.perf_counter() - start) / count
+
+    def pair(size):
+        return torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
+
+    deadline = time.perf_counter() + seconds
+    # probe at n/8 to pick a size whose product fits a repeat's share of the budget
+    size = max(n // 8, 16)
+    a, b = pair(size)
+    product_seconds(a, b)                                    # warm-up: packing buffers, thread start-up
+    probe = product_seconds(a, b)
+    while size * 2 <= n and probe * 8 * (repeats + 2) <= seconds:
+        size, probe = size * 2, probe * 8
+    if size != a.shape[0]:
+        a, b = pair(size)
+        product_seconds(a, b)                                # warm-up at the chosen size
+    best = product_seconds(a, b)
+    calls = max(1, int(seconds / (repeats + 1) / max(best, 1e-9)))
+    for _ in range(repeats):
+        if time.perf_counter() >= deadline:
+            break
+        best = min(best, product_seconds(a, b, calls))
+    return 2 * size**3 / best / 1e9
+
+
 def memory_gb() -> tuple[float, float]:
     """(total, available) system memory in GB."""
     import psutil

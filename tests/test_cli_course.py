@@ -269,6 +269,8 @@ def test_course_runner_end_to_end(tmp_path, monkeypatch):
     md = (report / "summary.md").read_text()
     assert "| 00_tiny.ipynb | passed |" in md and "answer=42.0" in md
     assert (report / "00_tiny.ipynb").is_file()
+    page = (report / "index.html").read_text(encoding="utf-8")   # the one-page report
+    assert "00_tiny.ipynb" in page and "✗ two is three" in page and "\x1b" not in page
 
 
 def test_record_writes_metrics_only_under_the_course_runner(tmp_path, monkeypatch):
@@ -302,10 +304,14 @@ def test_claim_prints_its_margin_and_fails_with_the_same_line(tmp_path, monkeypa
 def test_lesson_times_are_recorded_per_machine_kind_and_shown(tmp_path, monkeypatch):
     path = tmp_path / "times.json"
     monkeypatch.setattr(course, "machine_kind", lambda: "2 CPU cores (AVX2, no native bf16), quick profile")
+    monkeypatch.setattr(course, "machine_peaks", lambda: {"fp32_gflops": 62.0, "bf16_gflops": 0.9})
     course.save_times([{"notebook": "01_x.ipynb", "passed": True, "seconds": 300},
                        {"notebook": "02_y.ipynb", "passed": False, "seconds": 5}], path)
     monkeypatch.setattr(course, "machine_kind", lambda: "Tesla T4, full profile")
-    course.save_times([{"notebook": "01_x.ipynb", "passed": True, "seconds": 150}], path)
+    course.save_times([{"notebook": "01_x.ipynb", "passed": True, "seconds": 150}], path, peaks={})
+    saved = json.loads(path.read_text())["01"]
+    assert saved["2 CPU cores (AVX2, no native bf16), quick profile"]["fp32_gflops"] == 62.0  # the measuring machine's peak
+    assert "fp32_gflops" not in saved["Tesla T4, full profile"]
     text = course.lesson_time("01", path).data
     assert "about **5 min** on 2 CPU cores (AVX2" in text and "about **2.5 min** on Tesla T4, full profile" in text
     assert "Not yet measured on a GPU" not in text
