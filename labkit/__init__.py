@@ -13,6 +13,8 @@ Each module holds one part of the fine-tuning workflow, thin enough to read with
 - `labkit.memory`    peak and resident memory, measured
 - `labkit.atomic`    folders that appear complete or not at all (exports, adapters, conversions)
 - `labkit.plots`     the figures the lessons draw
+- `labkit.check`     exercises that check themselves: `check("02.1", answer, **measured)` prints ✓ or ✗ and a hint
+- `labkit.student`   `make student`: student copies of the lessons, worked solutions replaced by stubs
 - `labkit.cli`       `labkit finetune | evaluate | export | auto-opt | generate-adapter | chat | run | doctor | prepare`
 - `labkit.course`    `make course`: every lesson headless, a summary for instructors
 """
