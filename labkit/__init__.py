@@ -10,7 +10,9 @@ Each module holds one part of the fine-tuning workflow, thin enough to read with
 - `labkit.evaluate`  label scoring, generation metrics, SQL execution, intervals, paired comparisons
 - `labkit.export`    ONNX export with onnxruntime-genai, parity checks, a small runtime
 - `labkit.adapters`  one ONNX base + an `.onnx_adapter` per task, switched per request
-- `labkit.memory`    peak and resident memory, measured
+- `labkit.timing`    time to first token and decode tokens/s, PyTorch and onnxruntime-genai alike
+- `labkit.memory`    peak and resident memory, measured (also of a server, in a fresh process)
+- `labkit.parallel`  data parallelism: run a command on N processes (torchrun), time one all-reduce
 - `labkit.atomic`    folders that appear complete or not at all (exports, adapters, conversions)
 - `labkit.plots`     the figures the lessons draw
 - `labkit.check`     exercises that check themselves: `check("02.1", answer, **measured)` prints ✓ or ✗ and a hint

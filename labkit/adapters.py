@@ -31,6 +31,7 @@ import json
 import os
 import re
 import tempfile
+import time
 import warnings
 import zlib
 from pathlib import Path
@@ -709,3 +710,44 @@ class MultiAdapterModel(GenAIModel):
         import numpy as np
 
         return [labels[int(np.argmax(self.logits(ids, adapter=adapter)[label_ids]))] for ids in prompts_ids]
+
+
+# --------------------------------------------------------------------------- measured in lesson 07
+
+
+def adapter_switch_us(model: MultiAdapterModel, names, repeats: int = 200, max_length: int = 64) -> list[float]:
+    """What switching adapters costs per request, in microseconds: for each of ``repeats`` fresh
+    requests (an onnxruntime-genai generator whose KV cache holds ``max_length`` tokens) the time
+    of ``set_active_adapter`` alone, cycling through ``names`` (adapters loaded in ``model``).
+    Returns one time per request (read the median: the first ones include a warm-up)."""
+    og = model._og
+    names = [model._known(name) for name in names]
+    times = []
+    for i in range(repeats):
+        params = og.GeneratorParams(model.model)
+        params.set_search_options(max_length=max_length)
+        generator = og.Generator(model.model, params)
+        start = time.perf_counter()
+        generator.set_active_adapter(model.og_adapters, names[i % len(names)])
+        times.append(1e6 * (time.perf_counter() - start))
+        del generator
+    return times
+
+
+def request_without_checks(model: GenAIModel, adapter_file, prompt_ids) -> str | None:
+    """What happens when labkit's load-time checks are skipped: ``adapter_file`` is loaded with
+    onnxruntime-genai's own ``Adapters.load`` (which only parses it) and one request runs with it
+    on ``model``. Returns None if the request ran, or onnxruntime-genai's error message if it
+    failed (for an adapter the base has no inputs for: ``Invalid input name ...``)."""
+    og = model._og
+    raw = og.Adapters(model.model)
+    raw.load(str(adapter_file), "unchecked")
+    params = og.GeneratorParams(model.model)
+    params.set_search_options(max_length=len(prompt_ids) + 1)
+    generator = og.Generator(model.model, params)
+    generator.set_active_adapter(raw, "unchecked")
+    try:
+        generator.append_tokens([int(t) for t in prompt_ids])
+        return None
+    except Exception as e:  # onnxruntime-genai raises a plain RuntimeError
+        return str(e)

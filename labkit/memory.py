@@ -73,6 +73,35 @@ def fresh_process_rss_mb(code: str) -> float:
     return float(done.stdout.rsplit("RSS_MB", 1)[1])
 
 
+def serving_rss_mb(model_dirs, prompt_ids) -> float:
+    """Resident memory (MB) of a server that loads the onnxruntime-genai models in ``model_dirs``
+    and answers one request per task: measured in a fresh process (:func:`fresh_process_rss_mb`).
+
+    A folder with ``.onnx_adapter`` files (a multi-adapter base, lesson 07) is loaded once as a
+    :class:`labkit.adapters.MultiAdapterModel` with every adapter in it, and answers one request
+    with each adapter; any other folder (e.g. a merged export) is loaded as a
+    :class:`labkit.export.GenAIModel` and answers one request. A request is one forward pass
+    over ``prompt_ids`` (the logits at the last position): it makes onnxruntime allocate what
+    serving needs, beyond the weights."""
+    folders = [str(d) for d in model_dirs]
+    ids = [int(t) for t in prompt_ids]
+    code = (
+        "from labkit.adapters import MultiAdapterModel, find_adapter_files\n"
+        "from labkit.export import GenAIModel\n"
+        "loaded = []\n"
+        f"for folder in {folders!r}:\n"
+        "    if find_adapter_files(folder):\n"
+        "        model = MultiAdapterModel(folder)\n"
+        "        for name in model.adapters:\n"
+        f"            model.logits({ids!r}, adapter=name)\n"
+        "    else:\n"
+        "        model = GenAIModel(folder)\n"
+        f"        model.logits({ids!r})\n"
+        "    loaded.append(model)\n"
+    )
+    return fresh_process_rss_mb(code)
+
+
 # --- before a run: how much memory will training take? ------------------------------------
 
 def training_memory_gb(model_config, cfg, seq_len: int | None = None, dev: str | None = None) -> dict:

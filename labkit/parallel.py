@@ -8,12 +8,19 @@ optimizer step, so every copy takes the same step. The all-reduce is the price o
 processes. This module times it for a gradient of N float32 numbers (with LoRA: the trainable
 parameters) on the backend training would use: gloo between CPU processes, NCCL between GPUs.
 The main process prints one JSON line.
+
+It also holds the few lines that launch a command on N processes of this machine and read back
+what it wrote (:func:`run_finetune`, :func:`time_allreduce`): lesson 02's appendix runs the same
+``labkit finetune`` on one process and on two and compares the losses.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -34,6 +41,58 @@ def allreduce_seconds(n_floats: int, repeats: int = 10) -> float:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     return sorted(times)[len(times) // 2]
+
+
+def launch_command(processes: int, module: str, args=()) -> list[str]:
+    """The command that runs ``python -m module args...`` on ``processes`` processes of this machine.
+
+    One process: this Python itself. More: torchrun with ``--standalone --nproc_per_node N``, which
+    starts N copies of the same program and tells each its rank and the world size (the process
+    group is then set up by the program: here by transformers/accelerate, or :func:`main`). torchrun
+    is started as ``python -m torch.distributed.run``, the same program as the ``torchrun`` script,
+    so that it is found wherever this Python is."""
+    if processes == 1:
+        return [sys.executable, "-m", module, *map(str, args)]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
+            "-m", module, *map(str, args)]
+
+
+def as_typed(command: list[str]) -> str:
+    """``command`` as you would type it in a shell: ``python -m ...`` or ``torchrun ...``."""
+    text = " ".join(command)
+    return (text.replace(f"{sys.executable} -m torch.distributed.run", "torchrun", 1)
+                .replace(sys.executable, "python", 1))
+
+
+def finetune_command(processes: int, finetune_args, output_path) -> list[str]:
+    """The command that runs ``labkit finetune finetune_args... --output_path output_path`` on
+    ``processes`` processes (:func:`launch_command`)."""
+    return launch_command(processes, "labkit.cli", ["finetune", *finetune_args, "--output_path", output_path])
+
+
+def run_finetune(processes: int, finetune_args, output_path) -> dict:
+    """Run :func:`finetune_command` to the end and read back what its main process saved.
+
+    Returns ``<output_path>/adapter/labkit_run.json`` (``"result"``: steps, train_seconds, ...;
+    ``"history"``: the trainer's log, one entry per logged step) with one key added,
+    ``"printed"``: the lines of its output that state the global batch. Raises RuntimeError with
+    the end of its error output if the run fails."""
+    done = subprocess.run(finetune_command(processes, finetune_args, output_path), capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"labkit finetune on {processes} process(es) failed:\n{done.stderr[-3000:]}")
+    run = json.loads((Path(output_path) / "adapter" / "labkit_run.json").read_text())
+    run["printed"] = [line for line in done.stdout.splitlines() if "global batch" in line]
+    return run
+
+
+def time_allreduce(n_floats: int, processes: int = 2) -> dict:
+    """Run this module on ``processes`` processes (``torchrun ... -m labkit.parallel n_floats``) and
+    return the JSON line its main process prints: ``processes``, ``backend``, ``floats``,
+    ``megabytes`` and ``allreduce_seconds`` (the median of 10, :func:`allreduce_seconds`)."""
+    done = subprocess.run(launch_command(processes, "labkit.parallel", [n_floats]), capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"timing the all-reduce on {processes} processes failed:\n{done.stderr[-2000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main(argv=None) -> None:

@@ -15,6 +15,38 @@ def _in_notebook() -> bool:
         return False
 
 
+def lora_diagram(d: int, k: int, r: int, ax=None):
+    """Lesson 02's picture of LoRA on one ``d x k`` weight matrix: the frozen W, plus B (``d x r``)
+    times A (``r x k``), with each part's parameter count. B and A are drawn 6x thicker than
+    their rank so that they are visible next to W; every number printed is the real one."""
+    from matplotlib.patches import Rectangle
+
+    ax = ax or plt.subplots(figsize=(8, 3.6))[1]
+    thick = r * 6                                  # B's width and A's height on the drawing
+
+    def box(x, y, w, h, color, label=""):
+        ax.add_patch(Rectangle((x, y), w, h, color=color, alpha=0.6))
+        ax.text(x + w / 2, y + h / 2, label, ha="center", va="center", fontsize=10)
+
+    box(0, 0, k, d, "tab:gray", f"W (frozen)\n{d} x {k}\n{d * k:,} params")
+    ax.text(k + 40, d / 2, "+", fontsize=22, va="center")
+    b_x = k + 110
+    box(b_x, 0, thick, d, "tab:orange")
+    ax.text(b_x + thick / 2, -40, f"B\n{d} x {r}", ha="center", va="top", fontsize=10)
+    ax.text(b_x + thick + 25, d / 2, "·", fontsize=26, va="center")
+    a_x = b_x + thick + 70
+    box(a_x, d - thick, k, thick, "tab:blue")
+    ax.text(a_x + k / 2, d - thick - 40, f"A   ({r} x {k})", ha="center", va="top", fontsize=10)
+    ax.text(a_x + k / 2, d / 3, f"B·A: {r * (d + k):,} trainable params\n({100 * r * (d + k) / (d * k):.1f}% of W)",
+            ha="center", va="center", fontsize=10)
+    ax.set_xlim(-20, a_x + k + 32)
+    ax.set_ylim(-120, d + 20)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title("LoRA: a frozen W plus a trainable low-rank update B·A (scaled by α/r)")
+    return ax
+
+
 def loss_curve(history, title: str = "Training", ax=None):
     """Train loss and validation loss against the step, from a trainer's log history."""
     ax = ax or plt.subplots(figsize=(6, 3.5))[1]

@@ -350,3 +350,45 @@ def test_chat_on_a_multi_adapter_folder_takes_an_adapter_and_refuses_a_damaged_o
     (copy / "qv.onnx_adapter").write_bytes(data[: len(data) // 2])      # a damaged file, found when chat starts
     assert cli.main(["chat", "--model_path", str(copy), "--adapter", "all"]) == 2
     assert "qv.onnx_adapter is not a readable .onnx_adapter file" in capsys.readouterr().err
+
+
+# --- what lesson 07 measures: switch time, a request without the checks, speed and memory per adapter ---
+
+def test_adapter_switch_us_times_set_active_adapter_on_fresh_requests(served):
+    times = adapters.adapter_switch_us(served, ["qv", "all"], repeats=6)
+    assert len(times) == 6 and all(0 < t < 1e6 for t in times)      # microseconds, one per request
+    with pytest.raises(KeyError, match="No adapter 'nope'"):
+        adapters.adapter_switch_us(served, ["qv", "nope"], repeats=2)
+
+
+def test_a_request_without_the_checks_fails_only_when_it_runs(tiny, peft_dirs, multi_fp32, tmp_path):
+    _, tokenizer = load_torch(tiny)
+    ids = tokenizer(PROMPTS[0])["input_ids"]
+    qv = MultiAdapterModel(build_base(tiny, ["q_proj", "v_proj"], out=tmp_path / "qv-base"))
+    with pytest.raises(AdapterError, match="no LoRA inputs for"):             # labkit's check refuses it at load
+        qv.load_adapter("all", multi_fp32 / "all.onnx_adapter")
+    error = adapters.request_without_checks(qv, multi_fp32 / "all.onnx_adapter", ids)   # onnxruntime-genai loads it
+    assert error and "Invalid input name" in error, error                         # ... and the request fails
+    assert "all" not in qv.adapters and qv.logits(ids, adapter=None).shape       # the model still serves
+    assert adapters.request_without_checks(MultiAdapterModel(multi_fp32), multi_fp32 / "all.onnx_adapter", ids) is None
+
+
+def test_genai_speed_with_an_adapter_active(served):
+    from labkit import timing
+
+    ids = served.token_ids("the cat sat on the mat")
+    for adapter in (None, "qv", "all"):
+        row = timing.genai_speed(served, ids, new_tokens=6, runs=1, adapter=adapter)
+        assert row["TTFT (ms)"] > 0 and row["decode (tok/s)"] > 0, adapter
+
+
+def test_serving_rss_mb_loads_a_multi_adapter_base_and_merged_exports(tiny, peft_dirs, multi_fp32, tmp_path):
+    from labkit.memory import serving_rss_mb
+
+    merged = [export.export_onnx(tiny, adapter_dir=folder, precision="fp32", out=tmp_path / name)
+              for name, folder in peft_dirs.items()]
+    ids = export.GenAIModel(multi_fp32).token_ids("hello world")
+    multi_mb, merged_mb = serving_rss_mb([multi_fp32], ids), serving_rss_mb(merged, ids)
+    assert 20 < multi_mb < 5000 and 20 < merged_mb < 5000                  # a Python process with onnxruntime loaded
+    with pytest.raises(RuntimeError, match="No genai_config.json"):
+        serving_rss_mb([tmp_path / "nowhere"], ids)

@@ -97,3 +97,48 @@ def test_accelerate_configs_load_with_the_fields_that_matter(name, kind):
         assert ds["zero3_init_flag"] is (ds["zero_stage"] == 3)
     if name == "cpu_2proc":  # torchrun-style launch (gloo without CUDA), not MPI; not forced to 1 process
         assert config.use_cpu is False and config.num_processes == 2
+
+
+# --- labkit.parallel's launcher: the commands lesson 02's appendix prints and runs ---
+
+def test_launch_command_is_python_for_one_process_and_torchrun_for_more(tmp_path):
+    from labkit import parallel
+
+    one = parallel.launch_command(1, "labkit.cli", ["finetune", "--max_steps", 6])
+    two = parallel.launch_command(2, "labkit.parallel", [1000])
+    assert one == [sys.executable, "-m", "labkit.cli", "finetune", "--max_steps", "6"]
+    assert two == [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                   "-m", "labkit.parallel", "1000"]
+    assert parallel.as_typed(one) == "python -m labkit.cli finetune --max_steps 6"
+    assert parallel.as_typed(two) == "torchrun --standalone --nproc_per_node 2 -m labkit.parallel 1000"
+    out = tmp_path / "run"
+    assert parallel.as_typed(parallel.finetune_command(2, ["--data_name", "recipes"], out)) == (
+        f"torchrun --standalone --nproc_per_node 2 -m labkit.cli finetune --data_name recipes --output_path {out}")
+
+
+def test_run_finetune_reads_back_the_run_and_says_why_one_failed(tmp_path, tiny_folder, monkeypatch):
+    from labkit import parallel
+
+    for key, value in {"LABKIT_HOME": tmp_path / "home", "HF_HUB_OFFLINE": "1", "PYTHONPATH": ROOT}.items():
+        monkeypatch.setenv(key, str(value))
+    rows = [{"phrase": f"message number {i} about {label}", "tone": label} for i in range(4) for label in TONE_LABELS]
+    data_file = tmp_path / "tone.jsonl"
+    data_file.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    args = ["-m", tiny_folder, "--data_name", data_file, "--text_template", "{phrase} -> {tone}", "--max_steps", 2,
+            "--per_device_train_batch_size", 2, "--logging_steps", 1]
+    run = parallel.run_finetune(1, [str(a) for a in args], tmp_path / "ft")
+    assert run["result"]["steps"] == 2 and run["result"]["train_seconds"] > 0
+    assert len([h for h in run["history"] if "loss" in h]) == 2                    # one logged loss per step
+    assert run["printed"] == []                # the global batch is stated under data parallelism only
+    with pytest.raises(RuntimeError, match="labkit finetune on 1 process"):
+        parallel.run_finetune(1, ["-m", str(tiny_folder), "--data_name", str(tmp_path / "missing.jsonl")],
+                              tmp_path / "x")
+
+
+def test_time_allreduce_runs_two_processes_and_returns_the_main_ones_numbers(monkeypatch):
+    from labkit import parallel
+
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    timing = parallel.time_allreduce(1000, processes=2)
+    assert (timing["processes"], timing["backend"], timing["floats"]) == (2, "gloo", 1000)
+    assert timing["megabytes"] == pytest.approx(0.004) and 0 < timing["allreduce_seconds"] < 10

@@ -1,0 +1,96 @@
+"""How fast a model answers: time to first token and decode speed, measured one way for PyTorch
+and for onnxruntime-genai (lessons 06 and 07; ``bench/inference.py`` measures the same way, each
+backend in its own process).
+
+What is measured, on one prompt of fixed token ids (the same ids for every backend), with greedy
+decoding of exactly ``new_tokens`` tokens (end-of-text is ignored, so every run does the same work):
+
+* **time to first token (TTFT)**: processing the whole prompt and picking the first new token;
+  **prompt tokens/s** = prompt length / TTFT;
+* **decode tokens/s**: the ``new_tokens - 1`` tokens after the first, one at a time, each
+  reading the KV cache, divided by the time they took.
+
+Each measurement runs the generation ``runs + 1`` times: the first run is a warm-up (it allocates
+buffers, picks kernels) and is dropped; TTFT and decode time are the **medians** of the other
+``runs`` (2 by default: small, so that a lesson stays quick; more runs, steadier numbers).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+FILLER = "The quick brown fox jumps over the lazy dog while the farmer counts his sheep. "
+
+
+def filler_ids(tokenizer, n: int = 128) -> list[int]:
+    """``n`` token ids of plain English text (:data:`FILLER` repeated), for a prompt of known length."""
+    ids = tokenizer(FILLER, add_special_tokens=False)["input_ids"]
+    return (ids * (n // len(ids) + 1))[:n]
+
+
+def summarize(times, prompt_tokens: int, new_tokens: int) -> dict:
+    """The table row for ``times``, one ``(ttft_seconds, decode_seconds)`` per run with the
+    warm-up first: the warm-up is dropped, the rest are reduced to their medians.
+
+    Returns ``{"TTFT (ms)", "prompt (tok/s)", "decode (tok/s)"}``."""
+    measured = list(times)[1:]
+    if not measured:
+        raise ValueError("need the warm-up run and at least one measured run")
+    ttft = statistics.median(t for t, _ in measured)
+    decode = statistics.median(d for _, d in measured)
+    return {"TTFT (ms)": 1e3 * ttft, "prompt (tok/s)": prompt_tokens / ttft,
+            "decode (tok/s)": (new_tokens - 1) / decode if new_tokens > 1 else float("nan")}
+
+
+def torch_speed(model, prompt_ids, new_tokens: int, runs: int = 2) -> dict:
+    """TTFT and decode speed of a PyTorch causal LM with ``model.generate`` (see the module
+    docstring). A run generates 1 token (its time is the TTFT), then ``new_tokens`` tokens from
+    the same prompt; the decode time is the difference."""
+    import torch
+
+    x = torch.tensor([list(prompt_ids)], device=model.device)
+    pad = model.config.pad_token_id if model.config.pad_token_id is not None else model.config.eos_token_id
+
+    def seconds_to_generate(k):
+        start = time.perf_counter()
+        with torch.no_grad():
+            model.generate(x, attention_mask=torch.ones_like(x), max_new_tokens=k, min_new_tokens=k,
+                           do_sample=False, pad_token_id=pad)
+        return time.perf_counter() - start
+
+    times = []
+    for _ in range(runs + 1):
+        ttft = seconds_to_generate(1)
+        times.append((ttft, seconds_to_generate(new_tokens) - ttft))
+    return summarize(times, len(prompt_ids), new_tokens)
+
+
+def genai_speed(model, prompt_ids, new_tokens: int, runs: int = 2, adapter: str | None = None) -> dict:
+    """TTFT and decode speed of an onnxruntime-genai model (a :class:`labkit.export.GenAIModel`,
+    or a :class:`labkit.adapters.MultiAdapterModel` with ``adapter``: one of its loaded adapters,
+    active for the request; None: the base alone). See the module docstring.
+
+    The clock starts after the request is set up (the adapter included): TTFT is
+    ``append_tokens(prompt)`` plus the first ``generate_next_token()``, decode is every later
+    ``generate_next_token()``."""
+    from .export import _import_og
+
+    og = _import_og()
+    prompt_ids = [int(t) for t in prompt_ids]
+    total = len(prompt_ids) + new_tokens
+    times = []
+    for _ in range(runs + 1):
+        params = og.GeneratorParams(model.model)
+        params.set_search_options(max_length=total, min_length=total, do_sample=False)
+        generator = og.Generator(model.model, params)
+        if adapter is not None:
+            generator.set_active_adapter(model.og_adapters, adapter)
+        start = time.perf_counter()
+        generator.append_tokens(prompt_ids)   # the prompt, in one pass
+        generator.generate_next_token()       # the first new token
+        first = time.perf_counter()
+        while not generator.is_done():
+            generator.generate_next_token()
+        times.append((first - start, time.perf_counter() - first))
+    return summarize(times, len(prompt_ids), new_tokens)
