@@ -62,8 +62,11 @@ model: $(STAMP)
 # JupyterLab refuses to start as root (a container, a workshop VM) unless told it may
 LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
+# the lessons JupyterLab opens: the instructor's notebooks/, or LAB_DIR=student for the learners' copies
+LAB_DIR ?= notebooks
+
 lab: model
-	$(VENV)/bin/jupyter lab notebooks/ $(LAB_FLAGS)
+	$(VENV)/bin/jupyter lab $(LAB_DIR)/ $(LAB_FLAGS)
 
 unit: $(STAMP)
 	$(PY) -m pytest tests -q
