@@ -488,10 +488,10 @@ def _doctor_peaks(report: dict) -> tuple[dict, str]:
 def print_prediction(rows: list[dict], slot: float, kind_here: str, peak_here: float | None) -> None:
     """Print :func:`labkit.course.predict_times`' rows as doctor's table: lesson, recorded minutes
     and on which machine, predicted minutes here, and a flag for a lesson over the ``slot``."""
-    from .course import kind_profile
+    from .course import kind_machine, kind_profile
 
     def where(kind):
-        return kind.rsplit(", ", 1)[0] if kind else "-"
+        return kind_machine(kind) if kind else "-"
 
     def minutes(value):
         return f"{value:.1f}" if value is not None else "-"

@@ -113,13 +113,19 @@ def machine_peaks() -> dict:
             "bf16_gflops": round(env.matmul_peak(torch.bfloat16), 1)}
 
 
+def read_times(path: Path = TIMES_FILE) -> dict:
+    """``lesson_times.json``'s content (``{lesson: {machine kind: entry}}``), or ``{}`` when there is none."""
+    path = Path(path)
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def save_times(rows: list[dict], path: Path = TIMES_FILE, peaks: dict | None = None) -> dict:
     """Record each passed lesson's wall time for this machine kind in ``path`` (what
     :func:`lesson_time` shows at the top of each lesson), with the machine's matmul peaks
     (``peaks``, measured by :func:`machine_peaks` when not given) so that :func:`predict_times`
     can scale the minutes to another machine. ``make course`` calls it with ``--save-times``;
     one entry per machine kind, the newest measurement replacing the older."""
-    times = json.loads(path.read_text()) if path.is_file() else {}
+    times = read_times(path)
     kind, day = machine_kind(), time.strftime("%Y-%m-%d")
     peaks = machine_peaks() if peaks is None else peaks
     for r in rows:
@@ -132,6 +138,11 @@ def save_times(rows: list[dict], path: Path = TIMES_FILE, peaks: dict | None = N
 
 
 # --- predicting the lesson times on another machine -------------------------------------------
+
+def kind_machine(kind: str) -> str:
+    """The machine named in a machine kind: ``"2 CPU cores (AVX2, ...), quick profile"`` -> ``"2 CPU cores (AVX2, ...)"``."""
+    return kind.rsplit(", ", 1)[0]
+
 
 def kind_profile(kind: str) -> str:
     """The profile named at the end of a machine kind: ``"..., quick profile"`` -> ``"quick"``."""
@@ -153,13 +164,13 @@ def reference_entry(entries: dict, kind_here: str, peak_here: float | None = Non
     the nearest in peak to ``peak_here`` (by ratio); then, without peaks, the same CPU
     capability, then the same number of cores."""
     profile, gpu = kind_profile(kind_here), is_gpu_kind(kind_here)
-    here_where = kind_here.rsplit(", ", 1)[0]
+    here_where = kind_machine(kind_here)
 
     def nearness(item):
         kind, entry = item
         peak = entry.get("fp32_gflops")
         scalable = bool(peak) and bool(peak_here)
-        where = kind.rsplit(", ", 1)[0]
+        where = kind_machine(kind)
         distance = abs(math.log(peak / peak_here)) if scalable else 0.0
         same_capability = where.partition("(")[2] == here_where.partition("(")[2]
         same_cores = where.split(" ", 1)[0] == here_where.split(" ", 1)[0]
@@ -185,7 +196,7 @@ def predict_times(peak_here: float | None, times: dict | Path | None = None, *,
     here, ``None`` when nothing fits), ``scaled``, ``note`` and ``over_slot`` (``minutes > slot``)."""
     times = TIMES_FILE if times is None else times
     if isinstance(times, (str, Path)):
-        times = json.loads(Path(times).read_text()) if Path(times).is_file() else {}
+        times = read_times(times)
     kind_here = machine_kind() if kind_here is None else kind_here
     rows = []
     for lesson in sorted(times):
@@ -218,7 +229,7 @@ def lesson_time(lesson: str, path: Path = TIMES_FILE):
     (shown at the top of every lesson)."""
     from IPython.display import Markdown
 
-    measured = json.loads(path.read_text()).get(lesson, {}) if path.is_file() else {}
+    measured = read_times(path).get(lesson, {})
     if not measured:
         return Markdown("**Time:** not measured yet (`make course` records it).")
     parts = [f"about **{m['minutes']:g} min** on {kind} ({m['date']})" for kind, m in measured.items()]
