@@ -54,6 +54,9 @@ class TrainConfig:
     logging_steps: int = 5
     eval_steps: int | None = 10      # validation loss every N steps (None: never)
     save_steps: int = 25             # checkpoint every N steps (resume from the last one)
+    save_only_model: bool = False    # checkpoints hold the weights only, not the optimizer state:
+                                     # a third of the size, enough to restore the best one, but a
+                                     # resumed run restarts its optimizer
     early_stopping_patience: int | None = None  # evals without improvement before stopping
     load_best_model_at_end: bool | None = None  # restore the best-validation checkpoint at the end
                                      # (None: yes when early stopping is on)
@@ -208,6 +211,7 @@ def sft_config(cfg: TrainConfig, output_dir: Path, has_eval: bool):
         save_strategy="steps",
         save_steps=cfg.checkpoint_every() if restore_best else cfg.save_steps,
         save_total_limit=2,                   # the best checkpoint is always kept as well
+        save_only_model=cfg.save_only_model,
         load_best_model_at_end=restore_best,
         metric_for_best_model=cfg.metric_for_best_model if evaluate else None,
         greater_is_better=(not cfg.metric_for_best_model.endswith("loss")) if evaluate else None,
