@@ -1,4 +1,5 @@
-"""Folders that appear complete or not at all, even with two kernels writing at once.
+"""labkit's cache: where it lives (:func:`labkit_home`), and folders in it that appear complete
+or not at all, even with two kernels writing at once.
 
 Converting the base model, saving an adapter and building an ONNX export all write a
 folder that other code trusts once it exists. :func:`atomic_dir` builds such a folder
@@ -30,11 +31,21 @@ import os
 import shutil
 import tempfile
 import threading
-import time
 import uuid
 from pathlib import Path
 
-_held = threading.local()  # the lock files this thread holds (so that `locked` is re-entrant)
+_locks: dict[str, object] = {}      # one filelock.FileLock per lock file in this process
+_locks_guard = threading.Lock()
+
+
+def labkit_home() -> Path:
+    """Where labkit keeps converted models, adapters and exports: ``$LABKIT_HOME`` or the
+    user cache directory (``~/.cache/labkit`` on Linux)."""
+    if os.environ.get("LABKIT_HOME"):
+        return Path(os.environ["LABKIT_HOME"]).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("labkit"))
 
 
 def lock_path(target) -> Path:
@@ -43,70 +54,30 @@ def lock_path(target) -> Path:
     return target.with_name(f".{target.name}.lock")
 
 
-def _acquire(f, timeout: float | None) -> None:
-    try:
-        import fcntl
-    except ImportError:  # Windows: lock the first byte of the file instead
-        import msvcrt
-
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            try:
-                msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
-                return
-            except OSError:
-                if deadline is not None and time.monotonic() > deadline:
-                    raise TimeoutError(f"{f.name} is locked by another process") from None
-                time.sleep(0.2)
-    if timeout is None:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        return
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"{f.name} is held by another process for more than {timeout:.0f} s. If no other "
-                    "kernel or script is building this folder, delete the lock file and try again.") from None
-            time.sleep(0.2)
-
-
-def _release(f) -> None:
-    try:
-        import fcntl
-    except ImportError:
-        import msvcrt
-
-        f.seek(0)
-        msvcrt.locking(f.fileno(), msvcrt.LK_UNLCK, 1)
-        return
-    fcntl.flock(f, fcntl.LOCK_UN)
-
-
 @contextlib.contextmanager
 def locked(target, timeout: float | None = None):
     """Hold an exclusive lock on ``target`` (a folder that may not exist yet) while the block
     runs. Other processes and threads that lock the same target wait; the same thread may
     lock it again inside the block. ``timeout`` (seconds) raises TimeoutError instead of
-    waiting forever."""
+    waiting forever. The lock is a ``filelock.FileLock`` on :func:`lock_path` (thread-local
+    and re-entrant: one object per lock file, shared by the threads of this process)."""
+    from filelock import FileLock, Timeout
+
     path = lock_path(target)
     path.parent.mkdir(parents=True, exist_ok=True)
     key = str(path.resolve())
-    held = _held.__dict__.setdefault("paths", set())
-    if key in held:  # re-entrant: this thread holds it already
+    with _locks_guard:
+        lock = _locks.setdefault(key, FileLock(key, thread_local=True))
+    try:
+        lock.acquire(timeout=-1 if timeout is None else timeout)
+    except Timeout:
+        raise TimeoutError(
+            f"{path} is held by another process for more than {timeout:.0f} s. If no other "
+            "kernel or script is building this folder, delete the lock file and try again.") from None
+    try:
         yield
-        return
-    with open(path, "a+") as f:
-        _acquire(f, timeout)
-        held.add(key)
-        try:
-            yield
-        finally:
-            held.discard(key)
-            _release(f)
+    finally:
+        lock.release()
 
 
 def _leftovers(target: Path):

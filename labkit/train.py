@@ -16,7 +16,6 @@ loss on the completion only. What it adds to TRL is small and visible:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -28,6 +27,15 @@ import torch
 from transformers import TrainerCallback
 
 from . import env
+from .env import is_main_process, world_size  # noqa: F401  (train.is_main_process: the lessons' name)
+from .runs import (  # noqa: F401  (train.fingerprint, train.last_checkpoint... as before)
+    RUN_FINGERPRINT,
+    RunConflictError,
+    fingerprint,
+    last_checkpoint,
+    refuse_another_run,
+    resumable_checkpoint,
+)
 
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -226,115 +234,6 @@ def sft_config(cfg: TrainConfig, output_dir: Path, has_eval: bool):
     )
 
 
-def fingerprint(cfg: TrainConfig, train_pairs, model_name: str, eval_pairs=None, tokenizer=None,
-                callbacks=(), base_weights: str | None = None) -> str:
-    """A short hash of everything that decides what a run produces: equal inputs, equal run.
-
-    The config, the training and validation pairs (validation drives early stopping and the
-    restored checkpoint), the base model's name and weights (:func:`labkit.models.weights_fingerprint`
-    of its folder), the tokenizer's vocabulary, special tokens and
-    chat template, the callbacks that add metrics (``changes_the_run``), the resolved dtype, the number of processes (the global
-    batch), and the versions of torch, transformers, TRL and PEFT. ``reuse=`` and resuming
-    accept a run only when all of them match."""
-    from importlib.metadata import version
-
-    parts = {
-        "config": dataclasses.asdict(cfg),
-        "train": list(train_pairs),
-        "eval": list(eval_pairs or []),
-        "model": model_name,
-        "base_weights": base_weights,
-        "tokenizer": _tokenizer_identity(tokenizer),
-        # callbacks that only watch (progress, plots) do not count; those that add metrics do
-        "callbacks": sorted(type(c).__name__ for c in callbacks if getattr(c, "changes_the_run", False)),
-        "dtype": str(cfg.train_dtype()),
-        "world_size": world_size(),
-        "versions": {pkg: version(pkg) for pkg in ("torch", "transformers", "trl", "peft")},
-    }
-    h = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode())
-    return h.hexdigest()[:16]
-
-
-def _tokenizer_identity(tokenizer) -> str | None:
-    """A hash of what makes a tokenizer tokenise the way it does: vocabulary, special tokens,
-    chat template."""
-    if tokenizer is None:
-        return None
-    vocab = tokenizer.get_vocab()
-    text = json.dumps({"vocab": sorted(vocab.items()), "special": tokenizer.special_tokens_map,
-                       "chat_template": getattr(tokenizer, "chat_template", None)}, sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-RUN_FINGERPRINT = "labkit_fingerprint.txt"  # in output_dir: which run its checkpoints belong to
-
-
-def last_checkpoint(output_dir: Path) -> str | None:
-    """The newest *complete* ``checkpoint-N`` folder in ``output_dir``, if any.
-
-    The trainer writes ``trainer_state.json`` last when it saves a checkpoint, so a folder
-    without it is a save that was interrupted (a killed process) and is skipped."""
-    output_dir = Path(output_dir)
-    if not output_dir.is_dir():
-        return None
-    complete = [p for p in output_dir.glob("checkpoint-*")
-                if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").is_file()]
-    if not complete:
-        return None
-    return str(max(complete, key=lambda p: int(p.name.split("-")[-1])))
-
-
-class RunConflictError(ValueError):
-    """The output folder holds another run, which training there would replace."""
-
-
-def refuse_another_run(output_dir: Path, fp: str) -> None:
-    """Raise :class:`RunConflictError` if ``output_dir`` holds a run with another fingerprint:
-    a finished adapter, or checkpoints of an unfinished run. The same run (same fingerprint)
-    is fine: it resumes, or trains again into the same place."""
-    output_dir = Path(output_dir)
-    run_file = output_dir / "adapter" / "labkit_run.json"
-    marker = output_dir / RUN_FINGERPRINT
-    if run_file.is_file():
-        try:
-            info = json.loads(run_file.read_text())
-        except (ValueError, UnicodeDecodeError):
-            info = {}
-        if info.get("fingerprint") != fp:
-            cfg, result = info.get("config", {}), info.get("result", {})
-            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(run_file.stat().st_mtime))
-            held = (f"a finished {cfg.get('method', '?')} run of {info.get('base_model', '?')} from {when}: "
-                    f"{result.get('steps', '?')} steps, learning rate {cfg.get('learning_rate', '?')}, "
-                    f"{result.get('train_examples', '?')} training examples")
-            raise RunConflictError(f"{output_dir} holds {held}, with other settings or data than this run. "
-                                   "Training here would replace its adapter. Choose another output folder, or "
-                                   "replace it on purpose (--overwrite / overwrite=True).")
-    checkpoint = last_checkpoint(output_dir)
-    if checkpoint and marker.is_file() and marker.read_text().strip() != fp:
-        raise RunConflictError(f"{output_dir} holds an unfinished run with other settings or data "
-                               f"({Path(checkpoint).name}). Training here would delete its checkpoints. Choose "
-                               "another output folder, or replace it on purpose (--overwrite / overwrite=True).")
-
-
-def resumable_checkpoint(output_dir: Path, fp: str, verbose: bool = True) -> str | None:
-    """The checkpoint to resume from: the newest complete one, *if* ``output_dir`` belongs
-    to the same run (same fingerprint). Checkpoints of another run (other data, another
-    learning rate, ...) are removed, so that this run starts from step 0 and never stamps
-    old weights with a new fingerprint."""
-    output_dir = Path(output_dir)
-    marker = output_dir / RUN_FINGERPRINT
-    old = marker.read_text().strip() if marker.is_file() else None
-    checkpoints = sorted(output_dir.glob("checkpoint-*")) if output_dir.is_dir() else []
-    if checkpoints and old != fp:
-        if verbose:
-            print(f"{output_dir} holds checkpoints of a different run (config, data or base model "
-                  "changed): starting from step 0.")
-        for c in checkpoints:
-            shutil.rmtree(c, ignore_errors=True)
-        return None
-    return last_checkpoint(output_dir)
-
-
 def _write_model_card(adapter_dir: Path, cfg: TrainConfig, base: str, result: dict) -> None:
     lines = [f"# {adapter_dir.parent.name}", "",
              f"A {cfg.method.upper()} fine-tune of `{base}` made with Fine-Tuning Lab's labkit.", "",
@@ -362,11 +261,8 @@ def finetune(model, tokenizer, train_pairs, eval_pairs=None, config: TrainConfig
       that holds another run (another fingerprint), finished or not, instead of replacing it.
       The command line passes False unless ``--overwrite`` is given.
     """
-    from datasets import Dataset
-    from transformers import EarlyStoppingCallback
-
-    from .models import labkit_home, weights_fingerprint
-    from .plots import LiveLossPlot
+    from .atomic import labkit_home
+    from .models import weights_fingerprint
 
     cfg = config or TrainConfig()
     main = is_main_process()
@@ -384,23 +280,48 @@ def finetune(model, tokenizer, train_pairs, eval_pairs=None, config: TrainConfig
             if verbose:
                 print(f"Reusing the finished run in {adapter_dir} (same config, data and base).")
             return _load_finished(model, cfg, output_dir, adapter_dir, info)
-
     if verbose:
-        print(f"{cfg.method.upper()} fine-tuning on {env.device()} "
-              f"({str(cfg.train_dtype()).replace('torch.', '')}, gradient checkpointing "
-              f"{'on' if cfg.uses_gradient_checkpointing() else 'off'}), output: {output_dir}")
-        print("config:", {k: v for k, v in dataclasses.asdict(cfg).items()})
-        _print_memory_estimate(model.config, cfg)
-        if world_size() > 1:
-            print(f"data parallel: {world_size()} processes; global batch {global_batch_size(cfg)} = "
-                  f"{cfg.batch_size} per process x {world_size()} processes x "
-                  f"{cfg.gradient_accumulation_steps} accumulation steps")
+        _say_what_runs(model, cfg, output_dir)
     if cfg.early_stopping_patience and not (eval_pairs and cfg.eval_steps):
         raise ValueError("early_stopping_patience needs validation data (eval_pairs) and eval_steps: "
                          "early stopping watches the validation loss.")
+    trainer = _trainer(_model_to_train(model, cfg), tokenizer, cfg, output_dir, train_pairs, eval_pairs,
+                       callbacks, live_plot)
+    checkpoint = _prepare_output_dir(trainer, output_dir, fp, resume, verbose)
+    start = time.perf_counter()
+    trainer.train(resume_from_checkpoint=checkpoint)
+    seconds = time.perf_counter() - start
+    model = trainer.model
+    model.eval()
+    history = [dict(h) for h in trainer.state.log_history]
+    final = _run_summary(trainer, history, seconds, len(train_pairs), verbose)
+    if main:  # one adapter, model card and run record, written by the main process
+        _save_atomically(model, tokenizer, adapter_dir, cfg, base_name, fp, history, final, base_weights)
+    trainer.accelerator.wait_for_everyone()
+    return TrainResult(model=model, output_dir=output_dir, adapter_dir=adapter_dir,
+                       history=history, train_seconds=seconds, trained_tokens=int(trainer.state.num_input_tokens_seen or 0),
+                       steps=trainer.state.global_step, best_step=final.get("best_step"))
+
+
+def _say_what_runs(model, cfg: TrainConfig, output_dir: Path) -> None:
+    """Print the run's method, device, dtype, every config value, the memory estimate and (data
+    parallel) the global batch: what a learner should see before the first step."""
+    print(f"{cfg.method.upper()} fine-tuning on {env.device()} "
+          f"({str(cfg.train_dtype()).replace('torch.', '')}, gradient checkpointing "
+          f"{'on' if cfg.uses_gradient_checkpointing() else 'off'}), output: {output_dir}")
+    print("config:", {k: v for k, v in dataclasses.asdict(cfg).items()})
+    _print_memory_estimate(model.config, cfg)
+    if world_size() > 1:
+        print(f"data parallel: {world_size()} processes; global batch {global_batch_size(cfg)} = "
+              f"{cfg.batch_size} per process x {world_size()} processes x "
+              f"{cfg.gradient_accumulation_steps} accumulation steps")
+
+
+def _model_to_train(model, cfg: TrainConfig):
+    """The model the trainer updates: LoRA layers added to a *copy* of ``model`` (PEFT injects
+    them in place, and the caller's base model must stay the base model: re-running a cell
+    starts afresh), a copy for a full fine-tune, or ``model`` itself when it is already a PEFT model."""
     if cfg.method in ("lora", "qlora") and not _is_peft(model):
-        # PEFT injects the LoRA layers into the model it is given, in place: work on a copy,
-        # so the caller's base model stays the base model (re-running a cell starts afresh)
         from transformers import set_seed
 
         set_seed(cfg.seed)  # LoRA's A matrices start random: the same seed, the same run
@@ -408,8 +329,17 @@ def finetune(model, tokenizer, train_pairs, eval_pairs=None, config: TrainConfig
     elif cfg.method == "full":
         model = _use_training_attention(_copy_model(model), cfg)
     model.train()
+    return model
 
-    args = sft_config(cfg, output_dir, has_eval=bool(eval_pairs))
+
+def _trainer(model, tokenizer, cfg: TrainConfig, output_dir: Path, train_pairs, eval_pairs, callbacks, live_plot):
+    """TRL's trainer (:func:`trainer_class`) for this run, with its callbacks: the caller's, the
+    live plot, early stopping and TensorBoard as the config asks."""
+    from datasets import Dataset
+    from transformers import EarlyStoppingCallback
+
+    from .plots import LiveLossPlot
+
     cbs = list(callbacks)
     if live_plot:
         cbs.append(LiveLossPlot())
@@ -419,13 +349,20 @@ def finetune(model, tokenizer, train_pairs, eval_pairs=None, config: TrainConfig
         cbs.append(tensorboard_callback(cfg.logging_dir or output_dir / "runs"))
     _quiet_dataset_maps()
     trainer = trainer_class(cfg)(
-        model=model, args=args, processing_class=tokenizer,
+        model=model, args=sft_config(cfg, output_dir, has_eval=bool(eval_pairs)), processing_class=tokenizer,
         train_dataset=Dataset.from_list(list(train_pairs)),
         eval_dataset=Dataset.from_list(list(eval_pairs)) if eval_pairs else None,
         callbacks=cbs,
     )
     if cfg.method == "qlora":
         _adapter_dtype_follows_hardware(trainer.model, cfg.train_dtype())
+    return trainer
+
+
+def _prepare_output_dir(trainer, output_dir: Path, fp: str, resume: bool, verbose: bool) -> str | None:
+    """The checkpoint to resume from (``resume`` and one of this run's), else None; a fresh run
+    clears old checkpoints. The main process writes the run's fingerprint before the others go on."""
+    main = is_main_process()
     with trainer.accelerator.main_process_first():  # the main process clears stale checkpoints first
         checkpoint = resumable_checkpoint(output_dir, fp, verbose) if resume else None
         if not resume and output_dir.is_dir() and main:
@@ -436,17 +373,14 @@ def finetune(model, tokenizer, train_pairs, eval_pairs=None, config: TrainConfig
             (output_dir / RUN_FINGERPRINT).write_text(fp)
     if checkpoint and verbose:
         print(f"Resuming from {checkpoint}")
-    start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=checkpoint)
-    seconds = time.perf_counter() - start
-    model = trainer.model
-    model.eval()
+    return checkpoint
 
-    history = [dict(h) for h in trainer.state.log_history]
-    tokens = int(trainer.state.num_input_tokens_seen or 0)
-    final = {"steps": trainer.state.global_step, "train_seconds": round(seconds, 1),
-             "train_examples": len(train_pairs)}
-    if trainer.state.best_model_checkpoint and args.load_best_model_at_end:
+
+def _run_summary(trainer, history: list[dict], seconds: float, n_train: int, verbose: bool) -> dict:
+    """What ``labkit_run.json`` records of a finished run: steps, seconds, examples, the restored
+    checkpoint (if the best one was loaded), the last training loss and the best validation loss."""
+    final = {"steps": trainer.state.global_step, "train_seconds": round(seconds, 1), "train_examples": n_train}
+    if trainer.state.best_model_checkpoint and trainer.args.load_best_model_at_end:
         final["restored_checkpoint"] = Path(trainer.state.best_model_checkpoint).name
         final["best_step"] = trainer.state.best_global_step
         if verbose:
@@ -458,12 +392,7 @@ def finetune(model, tokenizer, train_pairs, eval_pairs=None, config: TrainConfig
         final["last_train_loss"] = round(losses[-1], 4)
     if evals:
         final["best_eval_loss"] = round(min(evals), 4)
-    if main:  # one adapter, model card and run record, written by the main process
-        _save_atomically(model, tokenizer, adapter_dir, cfg, base_name, fp, history, final, base_weights)
-    trainer.accelerator.wait_for_everyone()
-    return TrainResult(model=model, output_dir=output_dir, adapter_dir=adapter_dir,
-                       history=history, train_seconds=seconds, trained_tokens=tokens,
-                       steps=trainer.state.global_step, best_step=final.get("best_step"))
+    return final
 
 
 def _print_memory_estimate(model_config, cfg: TrainConfig) -> None:
@@ -477,17 +406,6 @@ def _print_memory_estimate(model_config, cfg: TrainConfig) -> None:
         return
     print("memory estimate (labkit.memory.training_memory_gb, at max_length): "
           + ", ".join(f"{k} {v:.2f} GB" for k, v in estimate.items()))
-
-
-def world_size() -> int:
-    """How many training processes run together (``accelerate launch`` / ``torchrun`` set
-    ``WORLD_SIZE``); 1 in a notebook or a plain ``python`` run."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def is_main_process() -> bool:
-    """True in the process that prints and writes files: rank 0, or the only process."""
-    return int(os.environ.get("RANK", "0")) == 0
 
 
 def global_batch_size(cfg: TrainConfig) -> int:

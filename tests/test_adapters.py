@@ -13,7 +13,7 @@ ort = pytest.importorskip("onnxruntime")
 
 from test_export import PROMPTS, load_torch, make_tiny_model  # noqa: E402
 
-from labkit import adapters, export  # noqa: E402
+from labkit import adapters, export, lora_base  # noqa: E402
 from labkit.adapters import AdapterError, MultiAdapterModel, build_base, check_adapter_file, convert_adapter  # noqa: E402
 from labkit.adapters import generate_adapter  # noqa: E402
 
@@ -81,7 +81,7 @@ def test_generate_adapter_writes_base_and_adapter_files(multi_fp32, peft_dirs):
     import onnx
 
     names = sorted(p.name for p in multi_fp32.iterdir())
-    assert {"genai_config.json", "model.onnx", "model.onnx.data", adapters.MANIFEST, "qv.onnx_adapter",
+    assert {"genai_config.json", "model.onnx", "model.onnx.data", adapters.BASE_MANIFEST, "qv.onnx_adapter",
             "all.onnx_adapter"} <= set(names)
     manifest = adapters.read_base(multi_fp32)
     assert manifest["target_modules"] == sorted(adapters.ALL_LINEAR)  # union of both adapters' targets
@@ -272,18 +272,18 @@ def test_refuses_corrupt_files_and_unsupported_adapters(tiny, multi_fp32, tmp_pa
 
 
 def test_base_build_is_cached_and_atomic(tiny, tmp_path, monkeypatch):
-    real, calls = adapters._run_builder, []
+    real, calls = lora_base.run_builder, []
 
     def failing(*args):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(adapters, "_run_builder", failing)
+    monkeypatch.setattr(lora_base, "run_builder", failing)
     out = tmp_path / "bases" / "b"
     with pytest.raises(RuntimeError, match="boom"):
         build_base(tiny, ["q_proj"], out=out)
     # nothing half-built left behind (the lock file of labkit.atomic stays: it is empty and reused)
     assert [p.name for p in out.parent.iterdir()] in ([], [".b.lock"])
-    monkeypatch.setattr(adapters, "_run_builder", lambda *a: (calls.append(a), real(*a)))
+    monkeypatch.setattr(lora_base, "run_builder", lambda *a: (calls.append(a), real(*a)))
     assert build_base(tiny, ["q_proj"], out=out) == out and len(calls) == 1
     (out / "kept.onnx_adapter").write_bytes(b"x")
     assert build_base(tiny, ["q_proj"], out=out) == out and len(calls) == 1   # cached
@@ -301,7 +301,7 @@ def test_an_adapter_is_refused_on_a_base_of_the_same_name_and_shapes_with_other_
     from transformers import AutoModelForCausalLM
 
     from conftest import build_model
-    from labkit import cli, train
+    from labkit import lora_files, train
     from labkit.adapters import AdapterError, check_trained_on, generate_adapter
 
     folders = {}
@@ -319,11 +319,11 @@ def test_an_adapter_is_refused_on_a_base_of_the_same_name_and_shapes_with_other_
 
     adapter = finetune("a").adapter_dir
     check_trained_on(adapter, folders["a"])
-    cli.check_adapter(adapter, str(folders["a"]))
+    lora_files.check_adapter(adapter, str(folders["a"]))
     with pytest.raises(AdapterError, match="other weights"):
         check_trained_on(adapter, folders["b"])
-    with pytest.raises(cli.CLIError, match="other weights"):
-        cli.check_adapter(adapter, str(folders["b"]))
+    with pytest.raises(AdapterError, match="other weights"):
+        lora_files.check_adapter(adapter, str(folders["b"]))
     with pytest.raises(AdapterError, match="other weights"):
         generate_adapter(folders["b"], [adapter], tmp_path / "multi")
     assert not (tmp_path / "multi").exists()

@@ -8,7 +8,7 @@ import time
 import pytest
 import torch
 
-from labkit import cli, course, env
+from labkit import cli, course, doctor, env
 
 AVX2 = "2 CPU cores (AVX2, no native bf16), quick profile"
 AVX512 = "2 CPU cores (AVX-512 + native bf16), quick profile"
@@ -147,6 +147,6 @@ def test_figures_skip_outputs_that_are_not_base64(tmp_path):
 
 def test_a_note_shared_by_every_lesson_is_printed_once(capsys):
     rows = course.predict_times(50, {"00": {AVX2: entry(1.0)}, "01": {AVX2: entry(5.0)}}, kind_here=AVX2, slot=15)
-    cli.print_prediction(rows, 15, AVX2, 50)
+    doctor.print_prediction(rows, 15, AVX2, 50)
     out = capsys.readouterr().out
     assert out.count("not scaled") == 1 and "every lesson: as measured, not scaled" in out

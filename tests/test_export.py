@@ -10,7 +10,7 @@ og = pytest.importorskip("onnxruntime_genai")
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-from labkit import export  # noqa: E402
+from labkit import export, runtime  # noqa: E402
 from labkit.export import GenAIModel, export_onnx, folder_size_mb, parity  # noqa: E402
 
 PROMPTS = ["the cat sat on the mat", "hello world", "what is the capital of france"]
@@ -20,15 +20,34 @@ CHAT_TEMPLATE = (
 )
 
 
-def make_tiny_model(path: Path) -> Path:
-    """Save a tiny random LlamaForCausalLM + a byte-level BPE tokenizer (trained offline) to ``path``.
+def family_config(family: str, **common):
+    """A tiny config of another family the onnxruntime-genai builder exports, with the features
+    that make it differ: Qwen2's q/k/v biases, Gemma 2's softcapping and pre-attention scalar,
+    Phi-3's fused projections, Mistral's sliding window, Granite's multipliers."""
+    import transformers as tf
+
+    return {
+        "llama": lambda: tf.LlamaConfig(**common),
+        "qwen2": lambda: tf.Qwen2Config(**common),
+        "gemma2": lambda: tf.Gemma2Config(**common, head_dim=16, final_logit_softcapping=30.0,
+                                          attn_logit_softcapping=50.0, query_pre_attn_scalar=16, sliding_window=32),
+        "phi3": lambda: tf.Phi3Config(**common, original_max_position_embeddings=common["max_position_embeddings"]),
+        "mistral": lambda: tf.MistralConfig(**common, sliding_window=64),
+        "granite": lambda: tf.GraniteConfig(**common, logits_scaling=4.0, residual_multiplier=0.5,
+                                            embedding_multiplier=2.0, attention_multiplier=0.25),
+    }[family]()
+
+
+def make_tiny_model(path: Path, family: str = "llama") -> Path:
+    """Save a tiny random causal LM (Llama unless ``family`` says another, :func:`family_config`)
+    + a byte-level BPE tokenizer (trained offline) to ``path``.
 
     Byte-level BPE is what onnxruntime-genai's tokenizer understands (a WordLevel one fails
     to load). hidden_size 64 is a multiple of the int4 block size (32), so int4 applies to
     every MatMul. initializer_range 0.2 spreads the logits so greedy tokens are not ties.
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
 
     special = ["<unk>", "<s>", "</s>", "<|user|>", "<|assistant|>", "<|system|>", "<|end|>"]
     tok = Tokenizer(models.BPE())
@@ -45,12 +64,12 @@ def make_tiny_model(path: Path) -> Path:
     tokenizer.chat_template = CHAT_TEMPLATE
 
     torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+    config = family_config(
+        family, vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256, initializer_range=0.2,
         tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=2,
     )
-    LlamaForCausalLM(config).save_pretrained(path)
+    AutoModelForCausalLM.from_config(config).float().save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
 
@@ -86,13 +105,25 @@ def fp32_dir(tiny, home) -> Path:
 
 def test_fp32_export_matches_pytorch(tiny, home, fp32_dir):
     assert fp32_dir == home / "onnx" / "tiny-llama-fp32"
-    for name in ("genai_config.json", "model.onnx", "model.onnx.data", "tokenizer.json", export.MANIFEST):
+    for name in ("genai_config.json", "model.onnx", "model.onnx.data", "tokenizer.json", export.EXPORT_MANIFEST):
         assert (fp32_dir / name).is_file(), name
     model, tokenizer = load_torch(tiny)
     report = parity(model, tokenizer, fp32_dir, PROMPTS, max_new_tokens=16)
     assert report["max_abs_diff"] < 1e-3
     assert report["all_greedy_identical"] and report["greedy_match"] == 1.0
     assert all(r["same_tokenizer"] for r in report["prompts"])
+
+
+@pytest.mark.parametrize("family", ["qwen2", "gemma2", "phi3", "mistral", "granite"])
+def test_fp32_export_matches_pytorch_for_other_families(family, tmp_path):
+    """Every other family the builder exports gives PyTorch's logits and greedy answers (a
+    builder that missed Gemma 2's softcapping or Granite's multipliers would differ here)."""
+    folder = make_tiny_model(tmp_path / f"tiny-{family}", family)
+    out = export_onnx(folder, precision="fp32", out=tmp_path / "onnx", verbose=False)
+    model, tokenizer = load_torch(folder)
+    report = parity(model, tokenizer, out, PROMPTS, max_new_tokens=8)
+    assert report["max_abs_diff"] < 1e-3, (family, report["max_abs_diff"])
+    assert report["all_greedy_identical"], (family, report)
 
 
 def test_builder_output_goes_to_a_log_and_one_summary_line(tiny, tmp_path, capfd):
@@ -127,7 +158,7 @@ def test_torch_greedy_feeds_the_model_on_its_own_device():
             return SimpleNamespace(logits=logits, past_key_values=None)
 
     model = Recorder()
-    first, tokens = export._torch_greedy(model, [1, 2], 3, eos_ids={4})
+    first, tokens = runtime._torch_greedy(model, [1, 2], 3, eos_ids={4})
     assert model.devices == ["meta"] * 3 and tokens == [3, 3, 3] and first.shape == (5,)
 
 
@@ -221,14 +252,14 @@ def test_default_export_dir_names_the_run(tmp_path, monkeypatch):
 
 def test_atomic_and_cached(tiny, tmp_path, monkeypatch):
     out = tmp_path / "exports" / "tiny-fp32"
-    real_builder, calls = export._run_builder, []
+    real_builder, calls = export.run_builder, []
 
     def failing_builder(input_dir, output_dir, *args):
         output_dir.mkdir(parents=True)
         (output_dir / "model.onnx").write_text("half written")
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(export, "_run_builder", failing_builder)
+    monkeypatch.setattr(export, "run_builder", failing_builder)
     with pytest.raises(RuntimeError, match="boom"):
         export_onnx(tiny, precision="fp32", out=out)
     assert not out.exists()
@@ -238,7 +269,7 @@ def test_atomic_and_cached(tiny, tmp_path, monkeypatch):
         calls.append(args)
         real_builder(*args)
 
-    monkeypatch.setattr(export, "_run_builder", counting_builder)
+    monkeypatch.setattr(export, "run_builder", counting_builder)
     assert export_onnx(tiny, precision="fp32", out=out) == out and len(calls) == 1
     stamp = (out / "model.onnx").stat().st_mtime_ns
     assert export_onnx(tiny, precision="fp32", out=out) == out and len(calls) == 1  # reused
@@ -247,14 +278,14 @@ def test_atomic_and_cached(tiny, tmp_path, monkeypatch):
     assert len(calls) == 2
 
     # a manifest that does not match (e.g. the model was re-saved) -> rebuild and replace
-    manifest = json.loads((out / export.MANIFEST).read_text())
+    manifest = json.loads((out / export.EXPORT_MANIFEST).read_text())
     manifest["model_files"]["config.json"][1] += 1
-    (out / export.MANIFEST).write_text(json.dumps(manifest))
+    (out / export.EXPORT_MANIFEST).write_text(json.dumps(manifest))
     export_onnx(tiny, precision="fp32", out=out)
-    assert len(calls) == 3 and json.loads((out / export.MANIFEST).read_text())["model_files"] != manifest["model_files"]
+    assert len(calls) == 3 and json.loads((out / export.EXPORT_MANIFEST).read_text())["model_files"] != manifest["model_files"]
 
     # a failed rebuild leaves the previous export in place
-    monkeypatch.setattr(export, "_run_builder", failing_builder)
+    monkeypatch.setattr(export, "run_builder", failing_builder)
     with pytest.raises(RuntimeError):
         export_onnx(tiny, precision="fp32", out=out, force=True)
     assert (out / "genai_config.json").is_file() and entries(out.parent) == [out.name]

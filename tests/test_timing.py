@@ -72,10 +72,10 @@ def fake_og(generators):
 
 
 def test_genai_speed_runs_one_prompt_and_a_fixed_number_of_greedy_tokens(monkeypatch):
-    from labkit import export
+    from labkit import runtime
 
     generators = []
-    monkeypatch.setattr(export, "_import_og", lambda: fake_og(generators))
+    monkeypatch.setattr(runtime, "import_og", lambda: fake_og(generators))
     model = types.SimpleNamespace(model="the og.Model", og_adapters="the og.Adapters")
     row = timing.genai_speed(model, [5, 6, 7, 8], new_tokens=6, runs=3)
     assert len(generators) == 4                                      # a warm-up and 3 measured runs

@@ -1,0 +1,254 @@
+"""Run an exported model: an onnxruntime-genai session on this machine's cores, chat and
+stream with it (:class:`GenAIModel`), score the next token, and compare its greedy answers with
+PyTorch's (:func:`parity`). :mod:`labkit.export` builds the folders this module runs."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+INSTALL_HINT = "pip install onnxruntime-genai onnx-ir onnxscript"
+
+
+def import_og():
+    """Import onnxruntime_genai, or explain how to install it."""
+    try:
+        import onnxruntime_genai as og
+    except ImportError as e:
+        raise ImportError(f"onnxruntime-genai is needed for ONNX export/inference: {INSTALL_HINT}") from e
+    return og
+
+
+def session_config(path, threads: int | None = None):
+    """An ``onnxruntime_genai.Config`` for the model folder ``path`` that computes on
+    ``threads`` CPU threads (default: every core this process may use).
+
+    Left alone, onnxruntime chose fewer threads than cores on the course's 2-core machine, and
+    a 128-token prompt took 244 ms with the int4 model instead of 153 ms with both cores
+    (bench/inference.py). The setting is made at load time, not written into the export's
+    genai_config.json, so an export copied to another machine uses that machine's cores."""
+    from .env import cpu_cores
+
+    og = import_og()
+    config = og.Config(str(path))
+    options = {"model": {"decoder": {"session_options": {"intra_op_num_threads": threads or cpu_cores()}}}}
+    config.overlay(json.dumps(options))
+    return config
+
+
+def min_cache_length(path) -> int:
+    """The smallest KV-cache length (``max_length``) an export runs with: 0, or for a model with
+    local-attention layers (Gemma 2's sliding window) its window, which onnxruntime's attention
+    kernel needs room for whatever the answer's length (capped at the model's context length)."""
+    config = json.loads((Path(path) / "genai_config.json").read_text())["model"]
+    window = config["decoder"].get("sliding_window", {}).get("window_size", 0)
+    return min(window, config.get("context_length") or window)
+
+
+class GenAIModel:
+    """Chat with, stream from and score with an onnxruntime-genai model folder.
+
+    >>> m = GenAIModel(export_onnx(model_dir))
+    >>> m.generate([{"role": "user", "content": "Hi!"}], max_new_tokens=32)
+    """
+
+    def __init__(self, path, threads: int | None = None):
+        og = import_og()
+        self.path = Path(path)
+        if not (self.path / "genai_config.json").is_file():
+            raise FileNotFoundError(f"No genai_config.json in {self.path}: build the folder with export_onnx() first.")
+        self._og = og
+        self.model = og.Model(session_config(self.path, threads))  # threads: default every core
+        self.tokenizer = og.Tokenizer(self.model)
+        self.min_cache = min_cache_length(self.path)
+
+    def __repr__(self):
+        return f"GenAIModel({str(self.path)!r})"
+
+    def token_ids(self, text: str) -> list[int]:
+        """Token ids of ``text`` with the onnxruntime-genai tokenizer."""
+        return [int(t) for t in self.tokenizer.encode(text)]
+
+    def prompt_text(self, prompt_or_messages, chat=True) -> str:
+        """The text fed to the model: the chat template applied to messages, or the raw prompt.
+
+        A string is wrapped as one user message when ``chat`` is True. If the model has
+        no chat template, a string is used as is.
+        """
+        if isinstance(prompt_or_messages, str):
+            if not chat:
+                return prompt_or_messages
+            messages = [{"role": "user", "content": prompt_or_messages}]
+        else:
+            messages = list(prompt_or_messages)
+        try:
+            return self.tokenizer.apply_chat_template(json.dumps(messages), add_generation_prompt=True)
+        except RuntimeError as e:  # "Empty chat template." or a template the runtime cannot render
+            if isinstance(prompt_or_messages, str) and "Empty chat template" in str(e):
+                return prompt_or_messages
+            from transformers import AutoTokenizer  # fall back to transformers' jinja renderer
+
+            return AutoTokenizer.from_pretrained(self.path).apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=True
+            )
+
+    def _generator(self, input_ids, max_new_tokens, do_sample=False, temperature=1.0, top_p=1.0, top_k=50,
+                   adapter=None):
+        params = self._og.GeneratorParams(self.model)
+        # the KV cache holds prompt + answer, and at least a local-attention window (min_cache):
+        # the loops below stop after max_new_tokens themselves
+        search = dict(max_length=max(len(input_ids) + max_new_tokens, self.min_cache), do_sample=do_sample)
+        if do_sample:  # each sampled answer draws its own seed from the course's seed (LABKIT_SEED)
+            search.update(temperature=temperature, top_p=top_p, top_k=top_k, random_seed=self._next_seed())
+        params.set_search_options(**search)
+        generator = self._og.Generator(self.model, params)
+        self._before_prompt(generator, adapter)
+        generator.append_tokens(list(input_ids))
+        return generator
+
+    def _next_seed(self) -> int:
+        """A fresh sampling seed, drawn from a stream seeded once with :func:`labkit.env.seed`: ten
+        samples differ from each other, and the same ten come back on a re-run."""
+        if not hasattr(self, "_seeds"):
+            import random
+
+            from . import env
+
+            self._seeds = random.Random(env.seed())
+        return self._seeds.randrange(2**31)
+
+    def _before_prompt(self, generator, adapter) -> None:
+        """Set up a request's generator before its prompt is processed: a plain export has no
+        adapters (:class:`labkit.adapters.MultiAdapterModel` sets the request's adapter here)."""
+        if adapter is not None:
+            raise ValueError(f"{self.path} is a plain export with no adapters; adapter={adapter!r} needs a "
+                             "multi-adapter base (labkit.adapters.MultiAdapterModel).")
+
+    def stream(self, prompt_or_messages, max_new_tokens=64, do_sample=False, temperature=0.7, top_p=0.9, chat=True,
+               adapter=None):
+        """Yield the answer piece by piece as it is generated (stops at EOS or max_new_tokens)."""
+        ids = self.token_ids(self.prompt_text(prompt_or_messages, chat=chat))
+        generator = self._generator(ids, max_new_tokens, do_sample, temperature, top_p, adapter=adapter)
+        decoder = self.tokenizer.create_stream()
+        for _ in range(max_new_tokens):
+            if generator.is_done():   # end of text
+                break
+            generator.generate_next_token()
+            yield decoder.decode(int(generator.get_next_tokens()[0]))
+
+    def generate(
+        self, prompt_or_messages, max_new_tokens=64, do_sample=False, temperature=0.7, top_p=0.9, chat=True,
+        adapter=None,
+    ) -> str:
+        """Answer to a prompt string or a list of chat messages (greedy unless ``do_sample``)."""
+        return "".join(self.stream(prompt_or_messages, max_new_tokens, do_sample, temperature, top_p, chat,
+                                   adapter=adapter))
+
+    def greedy_ids(self, input_ids, max_new_tokens=16, adapter=None) -> list[int]:
+        """Greedy continuation of ``input_ids`` as token ids (stops early at EOS)."""
+        generator = self._generator(input_ids, max_new_tokens, adapter=adapter)
+        new = []
+        while len(new) < max_new_tokens and not generator.is_done():
+            generator.generate_next_token()
+            new.append(int(generator.get_next_tokens()[0]))
+        return new
+
+    def logits(self, prompt, all_positions=False, adapter=None):
+        """Logits (float32 numpy) for a prompt string (no chat template) or a list of token ids.
+
+        Returns the last position, shape ``[vocab]``, or every position, ``[seq, vocab]``
+        (only for an export made with ``prune_lm_head=False``).
+        """
+        ids = self.token_ids(prompt) if isinstance(prompt, str) else [int(t) for t in prompt]
+        generator = self._generator(ids, 1, adapter=adapter)
+        if all_positions:
+            every = generator.get_output("logits")[0].copy()  # [1, seq, vocab] after the prompt
+            if len(ids) > 1 and every.shape[0] == 1:
+                raise ValueError(f"{self.path} computes logits only at the last position (exported with "
+                                 "prune_lm_head=True, the default): export with prune_lm_head=False for every position.")
+            return every
+        return generator.get_logits()[0, -1].copy()  # [1, 1, vocab]
+
+
+# --------------------------------------------------------------------------- parity
+
+
+def _torch_greedy(model, input_ids, max_new_tokens, eos_ids):
+    """Last-position logits of ``input_ids`` (a float32 numpy array on the CPU) and the greedy
+    continuation (stops at EOS). Works on any device: the inputs go where the model is."""
+    import torch
+
+    device = next(model.parameters()).device
+    out = model(input_ids=torch.tensor([input_ids], device=device), use_cache=True)
+    first_logits = out.logits[0, -1].float().cpu().numpy()
+    new = []
+    for _ in range(max_new_tokens):
+        token = int(out.logits[0, -1].argmax())
+        new.append(token)
+        if token in eos_ids or len(new) == max_new_tokens:
+            break
+        out = model(input_ids=torch.tensor([[token]], device=device), past_key_values=out.past_key_values,
+                    use_cache=True)
+    return first_logits, new
+
+
+def greedy_match(reference: list, other: list) -> float:
+    """The share of ``reference``'s greedy tokens that ``other`` reproduces *before the first
+    difference*: after outputs diverge, each side continues a different text, so later tokens
+    that happen to agree say nothing. 1.0 only for identical outputs."""
+    same = 0
+    for a, b in zip(reference, other):
+        if a != b:
+            break
+        same += 1
+    return same / max(len(reference), len(other), 1)
+
+
+def parity(torch_model, tokenizer, onnx_path, prompts, max_new_tokens=16) -> dict:
+    """Compare a PyTorch model (fp32, e.g. a PeftModel) with its ONNX export on the same token ids.
+
+    For each prompt (tokenised with the HF ``tokenizer``, no chat template) it reports the
+    max abs difference of the last-position logits and :func:`greedy_match`, the share of
+    greedy tokens the two sides agree on before their first difference, over
+    ``max_new_tokens`` steps (both decode greedily and stop at EOS). The PyTorch model may sit
+    on any device. ``same_tokenizer`` says whether onnxruntime-genai's
+    tokenizer gives the same ids as the HF one.
+
+    Returns ``{"prompts": [...per prompt...], "max_abs_diff": ..., "greedy_match": ...,
+    "all_greedy_identical": ...}``.
+    """
+    import numpy as np
+    import torch
+
+    if next(torch_model.parameters()).dtype != torch.float32:
+        warnings.warn("parity() expects a float32 PyTorch model; differences will include its rounding.")
+    onnx = onnx_path if isinstance(onnx_path, GenAIModel) else GenAIModel(onnx_path)
+    eos = torch_model.config.eos_token_id
+    eos_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
+    was_training = torch_model.training
+    torch_model.eval()
+    rows = []
+    try:
+        with torch.no_grad():
+            for prompt in prompts:
+                ids = tokenizer(prompt)["input_ids"]
+                ref_logits, ref_tokens = _torch_greedy(torch_model, ids, max_new_tokens, eos_ids)
+                onnx_tokens = onnx.greedy_ids(ids, max_new_tokens)
+                rows.append({
+                    "prompt": prompt,
+                    "n_tokens": len(ids),
+                    "max_abs_diff": float(np.abs(ref_logits - onnx.logits(ids)).max()),
+                    "greedy_match": greedy_match(ref_tokens, onnx_tokens),
+                    "torch_tokens": ref_tokens,
+                    "onnx_tokens": onnx_tokens,
+                    "same_tokenizer": onnx.token_ids(prompt) == list(ids),
+                })
+    finally:
+        torch_model.train(was_training)
+    return {
+        "prompts": rows,
+        "max_abs_diff": max(r["max_abs_diff"] for r in rows),
+        "greedy_match": sum(r["greedy_match"] for r in rows) / len(rows),
+        "all_greedy_identical": all(r["torch_tokens"] == r["onnx_tokens"] for r in rows),
+    }
