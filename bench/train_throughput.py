@@ -29,22 +29,8 @@ import tempfile
 import time
 
 import torch
-from transformers import TrainerCallback
 
-
-class StepTimer(TrainerCallback):
-    """Wall time and non-padding tokens after the first (warm-up) step."""
-
-    def __init__(self):
-        self.t0 = self.tokens0 = None
-        self.seconds = self.tokens = 0.0
-
-    def on_step_end(self, args, state, control, **kwargs):
-        now = time.perf_counter()
-        if self.t0 is None:
-            self.t0, self.tokens0 = now, state.num_input_tokens_seen
-        else:
-            self.seconds, self.tokens = now - self.t0, state.num_input_tokens_seen - self.tokens0
+from labkit.timing import StepTimer
 
 
 def matmul_peak(dtype: torch.dtype, n: int = 2048, seconds: float = 1.5) -> float:
@@ -97,9 +83,9 @@ def trl_defaults_row(base, tok, pairs, steps, batch_size) -> dict:
             "output layer": "every position", "attention": "sdpa", **_speed(timer, steps)}
 
 
-def _speed(timer: StepTimer, steps: int) -> dict:
-    return {"s/step": timer.seconds / steps,
-            "tokens/s": timer.tokens / timer.seconds if timer.seconds else float("nan")}
+def _speed(timer, steps: int) -> dict:
+    """s/step and trained tokens/s of the steps after the first (:func:`labkit.timing.step_timer`)."""
+    return {"s/step": timer.seconds_per_step, "tokens/s": timer.tokens_per_second}
 
 
 def main():
