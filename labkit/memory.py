@@ -1,4 +1,5 @@
-"""Watching memory while something runs (lesson 03 compares QLoRA's and LoRA's)."""
+"""Watching memory while something runs (lesson 03 compares QLoRA's and LoRA's), and handing
+freed memory back before starting other processes."""
 
 from __future__ import annotations
 
@@ -6,6 +7,19 @@ import ctypes
 import gc
 import threading
 import time
+
+
+def release_freed_memory() -> None:
+    """Hand memory this process has freed back to the operating system: Python's garbage, then
+    glibc's ``malloc_trim`` (elsewhere, only the garbage). A notebook that has trained keeps
+    gigabytes of freed memory for reuse; a process started next to it (lesson 02's torchrun,
+    lesson 07's fresh servers) then has to find memory elsewhere. On this course's CI machine a
+    training subprocess ran at half speed beside a kernel that held 5 GB, at full speed after this."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, Windows)
+        pass
 
 
 class PeakRSS:
@@ -28,11 +42,7 @@ class PeakRSS:
     def __enter__(self):
         import psutil
 
-        gc.collect()
-        try:
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except (OSError, AttributeError):  # not glibc (macOS, Windows): the growth is then a lower bound
-            pass
+        release_freed_memory()   # without glibc the growth is a lower bound
         self._process = psutil.Process()
         self.start = self.peak = self._process.memory_info().rss
         self._running = True
@@ -67,6 +77,7 @@ def fresh_process_rss_mb(code: str) -> float:
     import sys
 
     script = f"{code}\nimport psutil\nprint('RSS_MB', psutil.Process().memory_info().rss / 1e6)"
+    release_freed_memory()
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"the measured code failed:\n{done.stderr[-2000:]}")

@@ -25,6 +25,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from .memory import release_freed_memory
+
 
 def allreduce_seconds(n_floats: int, repeats: int = 10) -> float:
     """Median wall time of one all-reduce (sum) of ``n_floats`` float32 numbers across the
@@ -77,6 +79,7 @@ def run_finetune(processes: int, finetune_args, output_path) -> dict:
     ``"history"``: the trainer's log, one entry per logged step) with one key added,
     ``"printed"``: the lines of its output that state the global batch. Raises RuntimeError with
     the end of its error output if the run fails."""
+    release_freed_memory()   # the processes started here need memory of their own
     done = subprocess.run(finetune_command(processes, finetune_args, output_path), capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"labkit finetune on {processes} process(es) failed:\n{done.stderr[-3000:]}")
@@ -89,6 +92,7 @@ def time_allreduce(n_floats: int, processes: int = 2) -> dict:
     """Run this module on ``processes`` processes (``torchrun ... -m labkit.parallel n_floats``) and
     return the JSON line its main process prints: ``processes``, ``backend``, ``floats``,
     ``megabytes`` and ``allreduce_seconds`` (the median of 10, :func:`allreduce_seconds`)."""
+    release_freed_memory()
     done = subprocess.run(launch_command(processes, "labkit.parallel", [n_floats]), capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"timing the all-reduce on {processes} processes failed:\n{done.stderr[-2000:]}")
