@@ -147,7 +147,7 @@ def check_adapter(adapter_path, base: str | None = None, flag: str = "--adapter_
     path = Path(adapter_path).expanduser()
     if not path.is_dir():
         raise AdapterError(f"{flag} {adapter_path}: no such folder. Pass the folder `labkit finetune` "
-                       "wrote (<output_path>/adapter).")
+                           "wrote (<output_path>/adapter).")
     config_file = path / "adapter_config.json"
     if not config_file.is_file():
         raise AdapterError(f"{flag} {adapter_path}: not a LoRA adapter folder (no adapter_config.json).")
@@ -158,12 +158,12 @@ def check_adapter(adapter_path, base: str | None = None, flag: str = "--adapter_
     weights = path / "adapter_model.safetensors"
     if not weights.is_file():
         raise AdapterError(f"{flag} {adapter_path}: no adapter_model.safetensors; the adapter was not "
-                       "saved completely. Train it again.")
+                           "saved completely. Train it again.")
     try:
         shapes = _safetensors_shapes([weights])
     except Exception as e:
         raise AdapterError(f"{weights}: the adapter weights are corrupt or incomplete ({str(e)[:120]}). "
-                       "Train the adapter again.") from None
+                           "Train the adapter again.") from None
     if base and Path(base).is_dir() and list(Path(base).glob("*.safetensors")):
         _check_adapter_fits(path, shapes, Path(base))
         try:
@@ -182,12 +182,12 @@ def _check_adapter_fits(adapter: Path, shapes: dict, base: Path) -> None:
         layer = m.group(1) + ".weight"
         if layer not in base_shapes:
             raise AdapterError(f"--adapter_path {adapter}: adapts {m.group(1)}, which the base model {base} "
-                           "does not have: the adapter was trained for another base. Pass the base it "
-                           "was trained on (see base_model_name_or_path in its adapter_config.json).")
+                               "does not have: the adapter was trained for another base. Pass the base it "
+                               "was trained on (see base_model_name_or_path in its adapter_config.json).")
         out_features, in_features = base_shapes[layer][:2]
         wanted = in_features if m.group(2) == "A" else out_features
         got = shape[1] if m.group(2) == "A" else shape[0]
         if got != wanted:
             raise AdapterError(f"--adapter_path {adapter}: {m.group(1)} has {got} features in the adapter but "
-                           f"{wanted} in the base model {base}: the adapter was trained for another base "
-                           "(another size). Pass the base it was trained on.")
+                               f"{wanted} in the base model {base}: the adapter was trained for another base "
+                               "(another size). Pass the base it was trained on.")

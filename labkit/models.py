@@ -355,15 +355,15 @@ def check_weights(folder: Path) -> None:
     files = sorted(folder.glob("*.safetensors"))
     if not files and not list(folder.glob("*.bin")):
         raise ModelNotFoundError(f"{folder} has a config.json but no weights (*.safetensors or *.bin). "
-                       "Save the model there with save_pretrained(), or point to another folder.")
+                                 "Save the model there with save_pretrained(), or point to another folder.")
     for f in files:
         try:
             with safe_open(str(f), "pt") as handle:
                 handle.keys()
         except Exception as e:  # SafetensorError: truncated, not safetensors at all, ...
             raise ModelNotFoundError(f"{f}: the weights file is corrupt or incomplete ({str(e)[:120]}). Copy or "
-                           "download it again (for the course default: delete the folder and run "
-                           "`labkit prepare`).") from None
+                                     "download it again (for the course default: delete the folder and run "
+                                     "`labkit prepare`).") from None
 
 
 def resolve_model(name_or_path, flag: str = "--model_name_or_path") -> str:
@@ -380,7 +380,7 @@ def resolve_model(name_or_path, flag: str = "--model_name_or_path") -> str:
             target = json.loads((path / BASE_POINTER).read_text())["base_model"]
         except (ValueError, KeyError, TypeError):
             raise ModelNotFoundError(f"{path / BASE_POINTER}: corrupt base-model pointer (needs \"base_model\"). "
-                           "Pass the base model's folder instead.") from None
+                                     "Pass the base model's folder instead.") from None
         return resolve_model(target, flag)
     if path.exists():
         if not path.is_dir():
@@ -397,8 +397,8 @@ def resolve_model(name_or_path, flag: str = "--model_name_or_path") -> str:
         cached = try_to_load_from_cache(str(name_or_path), "config.json")
         if not isinstance(cached, str) and not hub_reachable():
             raise ModelNotFoundError(f"{flag} {name_or_path}: not a local folder, and the Hugging Face hub is "
-                           "not reachable (offline?) nor is the model in the local cache. Pass a local "
-                           "model folder, or leave the flag out for the offline course default.")
+                                     "not reachable (offline?) nor is the model in the local cache. Pass a local "
+                                     "model folder, or leave the flag out for the offline course default.")
         return str(name_or_path)
     raise ModelNotFoundError(f"{flag} {name_or_path}: no such folder, and not a Hugging Face id ('org/name'). "
-                   "Check the path, or leave the flag out for the offline course default.")
+                             "Check the path, or leave the flag out for the offline course default.")

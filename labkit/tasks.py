@@ -90,11 +90,11 @@ def data_source(name: str | None = None, files: str | None = None) -> str:
     ``--data_name tone`` and ``--data_name json --data_files file.jsonl``)."""
     if name and files and name not in DATA_BUILDERS:
         raise DataError(f"--data_name {name} and --data_files {files}: pass one of them (or Olive's "
-                       "form, --data_name json --data_files FILE).")
+                        "form, --data_name json --data_files FILE).")
     source = files or (None if name in DATA_BUILDERS else name)
     if not source:
         raise DataError("no data: pass --data_name with a bundled dataset (tone, recipes, sql), a "
-                       ".jsonl/.json/.csv file, a folder with train.jsonl, or a Hugging Face dataset id.")
+                        ".jsonl/.json/.csv file, a folder with train.jsonl, or a Hugging Face dataset id.")
     return source
 
 
@@ -137,12 +137,12 @@ def load_task(source: str, text_template: str | None = None, task_name: str | No
     fields_in_data = sorted({k for records in raw.values() for r in records[:50] for k in r} - {"_source"})
     if not template:
         raise DataError(f"--text_template is required for your own data: write it with your fields, "
-                       f"the answer last, e.g. \"{{{fields_in_data[0]}}} -> {{{fields_in_data[-1]}}}\". "
-                       f"Fields in {source}: {fields_in_data}.")
+                        f"the answer last, e.g. \"{{{fields_in_data[0]}}} -> {{{fields_in_data[-1]}}}\". "
+                        f"Fields in {source}: {fields_in_data}.")
     fields = data.template_fields(template)
     if not fields:
         raise DataError(f"--text_template {template!r} uses no {{field}}: name your data's fields in it, "
-                       f"e.g. \"{{{fields_in_data[0]}}} -> {{{fields_in_data[-1]}}}\".")
+                        f"e.g. \"{{{fields_in_data[0]}}} -> {{{fields_in_data[-1]}}}\".")
     target = info["target_field"] if info.get("target_field") in fields else fields[-1]
     for records in raw.values():
         data.check_fields(records, fields)
@@ -169,9 +169,9 @@ def _one_spelling_per_label(raw: dict, target: str, source: str, task_name: str 
             return raw  # free text, not labels
         shown = "; ".join(", ".join(f"{v!r} x{n}" for v, n in spelled.items()) for spelled in list(variants.values())[:4])
         raise DataError(f"{source}: {target} has labels that differ only by case or spaces: {shown}"
-                       f"{' ...' if len(variants) > 4 else ''}. They would train as different classes. Fix the file, "
-                       "or pass --normalize_labels true to write each as its most frequent spelling "
-                       f"({', '.join(repr(spellings[k]) for k in list(variants)[:4])}).")
+                        f"{' ...' if len(variants) > 4 else ''}. They would train as different classes. Fix the file, "
+                        "or pass --normalize_labels true to write each as its most frequent spelling "
+                        f"({', '.join(repr(spellings[k]) for k in list(variants)[:4])}).")
     note(f"--normalize_labels: {sum(len(v) for v in variants.values())} spellings of {len(variants)} label(s) in "
          f"{target} written one way: " + ", ".join(repr(spellings[k]) for k in variants) + ".")
     return {split: data.normalize_labels(records, target, spellings) for split, records in raw.items()}
@@ -188,7 +188,7 @@ def _task_kind(task_name: str | None, info: dict, raw: dict, target: str) -> tup
         labels = data.detect_labels(all_records, target, max_labels=1000)
         if labels is None or len(labels) < 2:
             raise DataError(f"--task_name classification: the answer field {target!r} must hold at least "
-                           "two distinct short labels, each used at least twice on average.")
+                            "two distinct short labels, each used at least twice on average.")
         return "classification", labels
     if wanted in ("generation", "text-generation"):
         return "text", None
