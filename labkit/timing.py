@@ -84,10 +84,11 @@ def genai_speed(model, prompt_ids, new_tokens: int, runs: int = 2, adapter: str 
     og = import_og()
     prompt_ids = [int(t) for t in prompt_ids]
     total = len(prompt_ids) + new_tokens
+    capacity = max(total, getattr(model, "min_cache", 0))   # a local-attention window needs room (runtime.min_cache_length)
     times = []
     for _ in range(runs + 1):
         params = og.GeneratorParams(model.model)
-        params.set_search_options(max_length=total, min_length=total, do_sample=False)
+        params.set_search_options(max_length=capacity, min_length=total, do_sample=False)
         generator = og.Generator(model.model, params)
         if adapter is not None:
             generator.set_active_adapter(model.og_adapters, adapter)
@@ -95,7 +96,7 @@ def genai_speed(model, prompt_ids, new_tokens: int, runs: int = 2, adapter: str 
         generator.append_tokens(prompt_ids)   # the prompt, in one pass
         generator.generate_next_token()       # the first new token
         first = time.perf_counter()
-        while not generator.is_done():
+        for _ in range(new_tokens - 1):        # exactly new_tokens in all (min_length: end-of-text cannot stop it)
             generator.generate_next_token()
         times.append((first - start, time.perf_counter() - first))
     return summarize(times, len(prompt_ids), new_tokens)

@@ -315,3 +315,14 @@ def test_bad_inputs(tiny, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime_genai", None)  # simulate "not installed"
     with pytest.raises(ImportError, match="pip install onnxruntime-genai onnx-ir onnxscript"):
         export_onnx(tiny)
+
+
+def test_decode_speed_of_a_sliding_window_export(tmp_path):
+    """timing.genai_speed sizes the KV cache for a local-attention window too (Gemma 2)."""
+    from labkit import timing
+
+    folder = make_tiny_model(tmp_path / "tiny-gemma2", "gemma2")
+    model = GenAIModel(export_onnx(folder, precision="fp32", out=tmp_path / "onnx", verbose=False))
+    assert model.min_cache == 32
+    row = timing.genai_speed(model, [5, 6, 7], new_tokens=4, runs=1)
+    assert row["decode (tok/s)"] > 0
