@@ -57,6 +57,21 @@ def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path):
     assert out.count("data parallel: 2 processes; global batch 8 = 4 per process x 2 processes x 1") == 1, out
 
 
+def test_answer_only_loss_equals_trls_on_two_processes(tmp_path):
+    """Under data parallelism labkit's answer-only loss (labkit.answer_loss) is normalised as TRL's
+    own: by the answer tokens of all processes, whose batches hold different numbers of them. Two
+    gloo processes, the same run both ways: equal losses and equal LoRA weights."""
+    runs = {}
+    for answer_only in (1, 0):
+        out = tmp_path / f"answer-only-{answer_only}"
+        launch([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", 2, "--master_port", free_port(),
+                WORKER, out, 4, answer_only], tmp_path)
+        runs[answer_only] = json.loads((out / "result.json").read_text())
+    assert runs[1]["world_size"] == runs[0]["world_size"] == 2
+    assert runs[1]["losses"] == pytest.approx(runs[0]["losses"], rel=1e-4), runs
+    assert runs[1]["lora_abs_sum"] == pytest.approx(runs[0]["lora_abs_sum"], rel=1e-4)
+
+
 def test_labkit_finetune_cli_runs_under_accelerate_launch(tmp_path, tiny_folder):
     rows = [{"phrase": f"message number {i} about {label}", "tone": label} for i in range(8) for label in TONE_LABELS]
     data_file = tmp_path / "tone.jsonl"
