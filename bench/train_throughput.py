@@ -8,9 +8,10 @@ trains the same LoRA adapter on the same examples; the rows differ only in their
 
 - ``labkit``: what ``labkit.train.finetune`` does by default on a CPU (fp32, the output layer on
   the answer tokens only: ``labkit.answer_loss``);
-- ``labkit, bf16``: the same with ``dtype="bfloat16"`` (bf16 autocast and plain attention): faster
-  where the CPU has native bf16, but it trained worse (``bench/bf16_vs_fp32.py``), so it is a
-  choice, not the default; emulated and slow on a CPU without native bf16;
+- ``labkit, bf16``: the same with ``dtype="bfloat16"`` (bf16 autocast and plain attention): as
+  accurate as fp32 over 5 paired seeds where the CPU has native bf16 but hardly faster over a
+  whole run (``bench/bf16_vs_fp32.py``), so it is a choice, not the default; emulated and slow
+  on a CPU without native bf16;
 - ``labkit before``: the previous default (fp32, TRL's loss, which runs the output layer at every
   position on a CPU);
 - ``TRL defaults``: an untouched ``SFTConfig`` (bf16 autocast and gradient checkpointing, which

@@ -149,12 +149,14 @@ def train_dtype(dev: str | None = None) -> torch.dtype:
     """The dtype training computes in:
 
     - CPU: fp32, whatever the CPU. Where the CPU has native bf16 (AVX512-BF16, AMX; see
-      :func:`native_bf16`), bf16 autocast is faster (1.4-1.6x labkit's fp32 step in
-      ``bench/train_throughput.py``) but never trained better and its loss curve was noisier:
-      lesson 01's tone adapter scored 0.7, 2.9 and 5.1 points below fp32 in three paired runs
-      (``bench/bf16_vs_fp32.py``, 138 test messages). So it is a choice
-      (``TrainConfig(dtype="bfloat16")``, ``--torch_dtype bfloat16``), not the default.
-      Without native bf16 it is emulated and a step was ~15x slower;
+      :func:`native_bf16`), bf16 autocast trains as well as fp32 but hardly faster: on lesson
+      01's tone run, 5 paired seeds on an AMX CPU (``bench/bf16_vs_fp32.py``, 138 test
+      messages each) gave bf16 - fp32 = -0.4 points, 95% t-interval over seeds [-5.0, +4.1],
+      McNemar p = 0.81 on the 690 pooled answers, and a step only 1.05x faster (the step is
+      bound by per-operation overhead, not by arithmetic). fp32 everywhere keeps results the
+      same kind of number on every CPU, so bf16 is a choice (``TrainConfig(dtype="bfloat16")``,
+      ``--torch_dtype bfloat16``), not the default. Without native bf16 it is emulated and a
+      step was ~15x slower;
     - GPU: bf16 on Ampere and newer, fp16 on older GPUs (T4)."""
     dev = dev or device()
     if dev == "cpu":

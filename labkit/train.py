@@ -5,7 +5,7 @@ loss on the completion only. What it adds to TRL is small and visible:
 
 - hardware rules (``labkit.env``): fp32 and no gradient checkpointing on a CPU (TRL's defaults,
   bf16 and checkpointing, made a step ~15x slower on an AVX2 CPU; on a CPU with native bf16,
-  bf16 is faster but trained worse, see :func:`labkit.env.train_dtype`), bf16/fp16 and
+  bf16 trains as well but is hardly faster, see :func:`labkit.env.train_dtype`), bf16/fp16 and
   checkpointing on a GPU;
 - on a CPU, the output layer runs on the answer tokens only (``labkit.answer_loss``);
 - a live loss plot, validation loss at intervals, optional early stopping;

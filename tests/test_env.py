@@ -56,7 +56,7 @@ def test_settings_returns_a_copy(monkeypatch):
 
 
 def test_cpu_trains_in_fp32_without_gradient_checkpointing(monkeypatch):
-    # fp32 on every CPU: native bf16 is faster but trained worse (bench/bf16_vs_fp32.py)
+    # fp32 on every CPU: native bf16 trains as well but a run is hardly faster (bench/bf16_vs_fp32.py)
     for native in (False, True):
         monkeypatch.setattr(env, "native_bf16", lambda flags=None, native=native: native)
         assert env.train_dtype("cpu") == env.weights_dtype("cpu") == torch.float32
