@@ -1,6 +1,6 @@
 """Fewer, fatter steps: does a bigger batch reach lesson 01's accuracy in less time on a CPU?
 
-    python bench/time_to_accuracy.py [--seeds 0 1] [--batches 8,16,32] [--dtypes float32]
+    python bench/time_to_accuracy.py [--seeds 0 1] [--batches 8,16,32] [--dtypes float32] [--compile]
 
 Trains lesson 01's tone LoRA (one pass over the training set, as the lesson does) with each
 batch size: the same epoch in fewer steps, the learning rate scaled with the square root of
@@ -11,6 +11,9 @@ from the recipe's run (batch 8, fp32, same seed: lesson 01's accuracy, so keep 8
 ``--batches``) and the training time relative to that run. A CPU training step on short messages is bound by
 per-operation overhead, not arithmetic (``bench/train_throughput.py``), so a step of 32
 messages costs much less than 4 steps of 8: this measures whether the accuracy comes along.
+
+``--compile`` trains every run with ``torch.compile`` (TrainingArguments' ``torch_compile``,
+inductor); its compile time counts against the run, as it would for a learner.
 """
 
 import argparse
@@ -28,13 +31,29 @@ def lr_for(batch: int, base_batch: int, base_lr: float, rule: str) -> float:
     return base_lr * factor
 
 
+def compile_training() -> None:
+    """Make labkit's trainer settings ask for ``torch.compile`` (inductor): set after the
+    SFTConfig is built, so both the switch and its backend are set by hand."""
+    plain = train.sft_config
+
+    def compiled(*args, **kwargs):
+        config = plain(*args, **kwargs)
+        config.torch_compile, config.torch_compile_backend = True, "inductor"
+        return config
+
+    train.sft_config = compiled
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--batches", default="8,16,32")
     p.add_argument("--dtypes", default="float32")
     p.add_argument("--lr_rule", default="sqrt", choices=["sqrt", "linear", "none"])
+    p.add_argument("--compile", action="store_true", help="torch.compile every run (compile time counted)")
     a = p.parse_args()
+    if a.compile:
+        compile_training()
 
     config, pairs = lessons.tone_recipe()
     test = list(data.load_dataset("tone")["test"])
@@ -63,7 +82,8 @@ def main():
                 del result
 
     print(f"\nLesson 01's tone LoRA, one pass over {len(pairs)} examples; learning rate scaled by {a.lr_rule}(batch/"
-          f"{config.batch_size}); {len(test)} test messages; CPU: {env.cpu_capability()}\n")
+          f"{config.batch_size}); {len(test)} test messages; {'torch.compile; ' if a.compile else ''}"
+          f"CPU: {env.cpu_capability()}\n")
     print("| seed | dtype | batch | steps | lr | train s | s/step | test acc | vs recipe (paired 95%) | time vs recipe |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
