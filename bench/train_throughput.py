@@ -27,22 +27,10 @@ recipes long ones (~150): where training compute goes differs between them.
 import argparse
 import shutil
 import tempfile
-import time
 
 import torch
 
 from labkit.timing import StepTimer
-
-
-def matmul_peak(dtype: torch.dtype, n: int = 2048, seconds: float = 1.5) -> float:
-    """Measured FLOP/s of an n x n matrix product in ``dtype`` on this process's threads."""
-    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
-    a @ b  # warm-up
-    count, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        a @ b
-        count += 1
-    return 2 * n**3 * count / (time.perf_counter() - start)
 
 
 def labkit_row(name, base, tok, pairs, steps, batch_size, **settings) -> dict:
@@ -98,7 +86,8 @@ def main():
 
     from labkit import data, env, models
 
-    peaks = {torch.float32: matmul_peak(torch.float32), torch.bfloat16: matmul_peak(torch.bfloat16)}
+    # FLOP/s, measured the way labkit doctor and make course measure them (env.matmul_peak, GFLOP/s)
+    peaks = {dtype: 1e9 * env.matmul_peak(dtype, n=2048, seconds=1.5) for dtype in (torch.float32, torch.bfloat16)}
     print(f"\nCPU: {env.cpu_capability()}; {torch.get_num_threads()} threads; matmul peak "
           f"fp32 {peaks[torch.float32] / 1e9:.0f} GFLOP/s, bf16 {peaks[torch.bfloat16] / 1e9:.0f} GFLOP/s; "
           f"labkit trains in {str(env.train_dtype()).replace('torch.', '')} here by default")
