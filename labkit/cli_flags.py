@@ -27,34 +27,29 @@ class Parser(argparse.ArgumentParser):
 
 # --- argument types: a bad value names its flag -----------------------------------------------
 
-def positive_int(text: str) -> int:
+def _number(text: str, convert, accept, requirement: str):
+    """``convert(text)`` if it parses and ``accept`` holds for it, else the flag's error: "must be
+    ``requirement``, got ..." (argparse adds the flag's name)."""
     try:
-        value = int(text)
+        value = convert(text)
     except ValueError:
-        value = 0
-    if value <= 0 or str(text).strip() != str(value):
-        raise argparse.ArgumentTypeError(f"must be a whole number greater than 0, got {text!r}")
+        value = None
+    if value is None or not accept(value):
+        raise argparse.ArgumentTypeError(f"must be {requirement}, got {text!r}")
     return value
+
+
+def positive_int(text: str) -> int:
+    # str(text).strip() == str(value): "05" or "+5" is refused, as a typo may hide there
+    return _number(text, int, lambda v: v > 0 and str(text).strip() == str(v), "a whole number greater than 0")
 
 
 def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0, got {text!r}")
-    return value
+    return _number(text, int, lambda v: v >= 0, "a whole number >= 0")
 
 
 def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number greater than 0, got {text!r}")
-    return value
+    return _number(text, float, lambda v: 0 < v < float("inf"), "a number greater than 0")
 
 
 def learning_rate(text: str) -> float:
@@ -66,23 +61,11 @@ def learning_rate(text: str) -> float:
 
 
 def fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be a number from 0 up to (not including) 1, got {text!r}")
-    return value
+    return _number(text, float, lambda v: 0 <= v < 1, "a number from 0 up to (not including) 1")
 
 
 def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
-    return value
+    return _number(text, float, lambda v: v >= 0, "a number >= 0")
 
 
 def boolean(text: str) -> bool:
