@@ -15,7 +15,8 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from labkit import adapters, data, env, evaluate, export, lessons, models, timing, train
+from labkit import adapters, env, evaluate, export, lessons, models, timing, train
+from tone_test import tone_test
 
 
 def main():
@@ -27,12 +28,10 @@ def main():
     base, tok = models.load_base()
     base_dir = models.base_model_path()
     config, pairs = lessons.tone_recipe()
-    labels = data.dataset_info("tone")["labels"]
-    test = list(data.load_dataset("tone")["test"])
-    prompts = [x["prompt"] for x in data.task_pairs("tone", test)]
-    gold = [r["tone"] for r in test]
+    tone = tone_test()
+    labels = tone["labels"]
     label_ids = evaluate.label_token_ids(tok, labels)
-    ids = [tok(x, add_special_tokens=False)["input_ids"] for x in prompts]
+    ids = [tok(x, add_special_tokens=False)["input_ids"] for x in tone["prompts"]]
     prompt_ids = timing.filler_ids(tok, 128)
     rows = []
     for targets in a.targets:
@@ -55,7 +54,7 @@ def main():
         merged_speed = timing.genai_speed(merged, prompt_ids, 64)
         predicted = served.classify(ids, labels, label_ids, adapter="tone")
         rows.append({"targets": targets, "adapter MB": export.folder_size_mb(served_dir / f"tone{adapters.SUFFIX}"),
-                     "accuracy": evaluate.classification_report(gold, predicted, labels)["accuracy"],
+                     "accuracy": evaluate.classification_report(tone["gold"], predicted, labels)["accuracy"],
                      "adapter": with_adapter, "none": no_adapter, "merged": merged_speed})
         r = rows[-1]
         print(f"{targets}: adapter {r['adapter']['decode (tok/s)']:.1f} tok/s, no adapter {r['none']['decode (tok/s)']:.1f}, "

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from labkit import data, env, evaluate, lessons, models, train
+from tone_test import correct, tone_test
 
 # two-sided 95% quantiles of Student's t, by degrees of freedom (no scipy needed)
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
@@ -43,12 +44,10 @@ def t_interval(values) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
-def score(model, tok, prompts, labels, gold, autocast: bool = False) -> np.ndarray:
+def score(model, tok, tone, autocast: bool = False) -> np.ndarray:
     """Per-example correctness (0/1) of label scoring, in fp32 or under bf16 autocast."""
-    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
-    with ctx:
-        predicted = evaluate.classify(model, tok, prompts, labels)
-    return np.array([p == g for p, g in zip(predicted, gold)], dtype=float)
+    with torch.autocast("cpu", dtype=torch.bfloat16) if autocast else contextlib.nullcontext():
+        return correct(model, tok, tone)
 
 
 def main():
@@ -63,10 +62,7 @@ def main():
         pairs = data.task_pairs("tone", list(data.load_dataset("tone")["train"])[: a.train_examples])
     if a.max_steps:
         config = dataclasses.replace(config, max_steps=a.max_steps, save_steps=a.max_steps)
-    test = list(data.load_dataset("tone")["test"])
-    labels = sorted({r["tone"] for r in data.load_dataset("tone")["train"]})
-    prompts = [data.task_pairs("tone", [r])[0]["prompt"] for r in test]
-    gold = [r["tone"] for r in test]
+    tone = tone_test()
     base, tok = models.load_base()
     runs = []
     for seed in a.seeds:
@@ -75,9 +71,9 @@ def main():
             cfg = dataclasses.replace(config, dtype=dtype, seed=seed)
             result = train.finetune(base, tok, pairs, None, cfg, output_dir=f"/tmp/labkit-bench-{dtype}",
                                     resume=False, live_plot=False, verbose=False)
-            run[dtype] = score(result.model, tok, prompts, labels, gold)
+            run[dtype] = score(result.model, tok, tone)
             if dtype == "bfloat16":
-                run["bfloat16, scored in bf16"] = score(result.model, tok, prompts, labels, gold, autocast=True)
+                run["bfloat16, scored in bf16"] = score(result.model, tok, tone, autocast=True)
             run[f"{dtype} seconds"] = result.train_seconds
             run[f"{dtype} tokens/s"] = result.trained_tokens / result.train_seconds
             run[f"{dtype} final loss"] = result.losses[-1][1] if result.losses else float("nan")
@@ -89,7 +85,7 @@ def main():
               f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]", flush=True)
 
     print(f"\nLesson 01's tone LoRA: {len(pairs)} examples, {config.max_steps} steps, batch {config.batch_size}; "
-          f"{len(test)} test messages; CPU: {env.cpu_capability()}\n")
+          f"{len(tone['prompts'])} test messages; CPU: {env.cpu_capability()}\n")
     print("| seed | fp32 acc | bf16 acc | bf16 acc, scored in bf16 | bf16 - fp32 (95% paired bootstrap) "
           "| McNemar p | fp32 s | bf16 s | bf16 speed-up | fp32 final loss | bf16 final loss |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")

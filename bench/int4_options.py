@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from labkit import adapters, data, env, evaluate, export, lessons, models, timing
+from tone_test import correct, tone_test
 
 # each setting: int4_options passed over labkit's defaults (export.DEFAULT_INT4_OPTIONS); None removes one
 SETTINGS = {
@@ -38,17 +39,15 @@ SETTINGS = {
 }
 
 
-def per_example(predicted, outputs, tone, recipes) -> dict:
-    """Per-example scores: tone right (0/1) per message, recipes item F1 per recipe."""
-    return {"tone": np.array([p == g for p, g in zip(predicted, tone["gold"])], dtype=float),
-            "recipes": np.array(evaluate.extraction_scores(outputs, recipes["gold"])["f1s"])}
+def recipe_f1s(outputs, recipes) -> np.ndarray:
+    """Item F1 per generated recipe."""
+    return np.array(evaluate.extraction_scores(outputs, recipes["gold"])["f1s"])
 
 
-def pytorch_scores(model, tok, tone, recipes, labels):
-    """Per-example tone and recipes scores of a PyTorch model (PEFT adapter active, or the base)."""
-    predicted = evaluate.classify(model, tok, tone["prompts"], labels)
+def pytorch_recipes(model, tok, recipes) -> np.ndarray:
+    """Item F1 per recipe of a PyTorch model (PEFT adapter active, or the base), greedy."""
     outputs = evaluate.generate(model, tok, recipes["prompts"], max_new_tokens=recipes["max_new"], batch_size=16)
-    return per_example(predicted, outputs, tone, recipes)
+    return recipe_f1s(outputs, recipes)
 
 
 def share_kept(scores, floor, top) -> tuple[float, float, float]:
@@ -59,14 +58,15 @@ def share_kept(scores, floor, top) -> tuple[float, float, float]:
     return 1 + d["difference"] / gain, 1 + d["ci_low"] / gain, 1 + d["ci_high"] / gain
 
 
-def onnx_scores(m, tok, tone, recipes, labels):
+def onnx_scores(m, tok, tone, recipes):
     """The same per-example scores from an onnxruntime-genai multi-adapter model, each task's adapter active."""
-    label_ids = evaluate.label_token_ids(tok, labels)
+    label_ids = evaluate.label_token_ids(tok, tone["labels"])
     ids = [tok(p, add_special_tokens=False)["input_ids"] for p in tone["prompts"]]
-    predicted = m.classify(ids, labels, label_ids, adapter="tone")
+    predicted = m.classify(ids, tone["labels"], label_ids, adapter="tone")
     outputs = [m.generate(p, max_new_tokens=recipes["max_new"], chat=False, adapter="recipes")
                for p in recipes["prompts"]]
-    return per_example(predicted, outputs, tone, recipes)
+    return {"tone": np.array([p == g for p, g in zip(predicted, tone["gold"])], dtype=float),
+            "recipes": recipe_f1s(outputs, recipes)}
 
 
 def main():
@@ -80,16 +80,13 @@ def main():
     base_dir = models.base_model_path()
     runs = {task: lessons.lesson_adapter(task, base, tok) for task in ("tone", "recipes")}
     adapter_dirs = {task: Path(r.adapter_dir) for task, r in runs.items()}
-    labels = data.dataset_info("tone")["labels"]
-    tone_test = list(data.load_dataset("tone")["test"])
     recipe_test = list(data.load_dataset("recipes")["test"])[: a.recipes]
-    tone = {"prompts": [x["prompt"] for x in data.task_pairs("tone", tone_test)], "gold": [r["tone"] for r in tone_test]}
+    tone = tone_test()
     recipes = {"prompts": [x["prompt"] for x in data.task_pairs("recipes", recipe_test)],
                "gold": [r["ingredients"] for r in recipe_test], "max_new": env.settings("recipes")["max_new_tokens"]}
 
-    floor = pytorch_scores(base, tok, tone, recipes, labels)
-    top = {"tone": pytorch_scores(runs["tone"].model, tok, tone, recipes, labels)["tone"],
-           "recipes": pytorch_scores(runs["recipes"].model, tok, tone, recipes, labels)["recipes"]}
+    floor = {"tone": correct(base, tok, tone), "recipes": pytorch_recipes(base, tok, recipes)}
+    top = {"tone": correct(runs["tone"].model, tok, tone), "recipes": pytorch_recipes(runs["recipes"].model, tok, recipes)}
     print(f"PyTorch: base tone {floor['tone'].mean():.3f}, recipes {floor['recipes'].mean():.3f}; "
           f"with the adapter tone {top['tone'].mean():.3f}, recipes {top['recipes'].mean():.3f}", flush=True)
     prompt_ids = timing.filler_ids(tok, 128)
@@ -104,7 +101,7 @@ def main():
             adapters.convert_adapter(d, folder, folder / f"{task}{adapters.SUFFIX}")
         build_s = time.perf_counter() - start
         m = adapters.MultiAdapterModel(folder)
-        scores = onnx_scores(m, tok, tone, recipes, labels)
+        scores = onnx_scores(m, tok, tone, recipes)
         speed = timing.genai_speed(m, prompt_ids, 64, adapter="tone")
         size = sum(export.folder_size_mb(f) for f in folder.iterdir() if not f.name.endswith(adapters.SUFFIX))
         kept = {t: share_kept(scores[t], floor[t], top[t]) for t in scores}

@@ -20,9 +20,8 @@ import argparse
 import dataclasses
 import math
 
-import numpy as np
-
-from labkit import data, env, evaluate, lessons, models, train
+from labkit import env, evaluate, lessons, models, train
+from tone_test import correct, tone_test
 
 
 def lr_for(batch: int, base_batch: int, base_lr: float, rule: str) -> float:
@@ -56,10 +55,7 @@ def main():
         compile_training()
 
     config, pairs = lessons.tone_recipe()
-    test = list(data.load_dataset("tone")["test"])
-    labels = sorted({r["tone"] for r in data.load_dataset("tone")["train"]})
-    prompts = [data.task_pairs("tone", [r])[0]["prompt"] for r in test]
-    gold = np.array([r["tone"] for r in test])
+    tone = tone_test()
     base, tok = models.load_base()
     epoch_examples = config.max_steps * config.batch_size
     rows = []
@@ -73,16 +69,15 @@ def main():
                     learning_rate=lr_for(batch, config.batch_size, config.learning_rate, a.lr_rule))
                 result = train.finetune(base, tok, pairs, None, cfg, output_dir="/tmp/labkit-bench-tta",
                                         resume=False, live_plot=False, verbose=False)
-                predicted = np.array(evaluate.classify(result.model, tok, prompts, labels))
                 rows.append({"seed": seed, "dtype": dtype, "batch": batch, "steps": steps, "lr": cfg.learning_rate,
-                             "seconds": result.train_seconds, "correct": predicted == gold})
+                             "seconds": result.train_seconds, "correct": correct(result.model, tok, tone)})
                 r = rows[-1]
                 print(f"seed {seed} {dtype} batch {batch}: {steps} steps, lr {r['lr']:.2g}, {r['seconds']:.0f} s, "
                       f"accuracy {r['correct'].mean():.3f}", flush=True)
                 del result
 
     print(f"\nLesson 01's tone LoRA, one pass over {len(pairs)} examples; learning rate scaled by {a.lr_rule}(batch/"
-          f"{config.batch_size}); {len(test)} test messages; {'torch.compile; ' if a.compile else ''}"
+          f"{config.batch_size}); {len(tone['prompts'])} test messages; {'torch.compile; ' if a.compile else ''}"
           f"CPU: {env.cpu_capability()}\n")
     print("| seed | dtype | batch | steps | lr | train s | s/step | test acc | vs recipe (paired 95%) | time vs recipe |")
     print("|---|---|---|---|---|---|---|---|---|---|")
