@@ -92,13 +92,15 @@ doctor: $(STAMP)
 # on Linux without an NVIDIA GPU, as `make env` picks it), requirements.txt with all their
 # dependencies (packages published only as source, e.g. rouge-score, are built into wheels here),
 # the base model's package, pip and setuptools (an editable install of the course builds with
-# setuptools), and the course itself as a wheel.
+# setuptools), and the course itself as a wheel; in colab-like/, the few wheels the Colab test needs.
 wheelhouse:
 	mkdir -p $(WHEELHOUSE_DIR)
 	$(PYTHON) -m pip wheel --quiet --no-deps --wheel-dir $(WHEELHOUSE_DIR) $(TORCH)
 	$(PYTHON) -m pip wheel --quiet --wheel-dir $(WHEELHOUSE_DIR) --find-links $(WHEELHOUSE_DIR) -r requirements.txt
 	$(PYTHON) -m pip download --quiet --no-deps --dest $(WHEELHOUSE_DIR) $(SMOLLM)
 	$(PYTHON) -m pip download --quiet --dest $(WHEELHOUSE_DIR) pip "setuptools>=68"
+	# for tests/test_install.py only (a Colab-like runtime's own versions), in a folder pip's --find-links does not read
+	$(PYTHON) -m pip download --quiet --no-deps --dest $(WHEELHOUSE_DIR)/colab-like -r tests/colab_like.txt
 	rm -rf build   # setuptools' leftovers could put deleted modules into the course's wheel
 	$(PYTHON) -m pip wheel --quiet --no-deps --wheel-dir $(WHEELHOUSE_DIR) .
 	@echo "wheelhouse: $$(ls $(WHEELHOUSE_DIR) | wc -l) files, $$(du -sh $(WHEELHOUSE_DIR) | cut -f1), in $(WHEELHOUSE_DIR)/"

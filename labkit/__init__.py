@@ -22,6 +22,7 @@ Each module holds one part of the fine-tuning workflow, thin enough to read with
 - `labkit.cli`       `labkit finetune | evaluate | export | auto-opt | generate-adapter | chat | run | doctor | prepare`
 - `labkit.course`    `make course`: every lesson headless, a summary for instructors
 - `labkit.doctor`    `labkit doctor`: is this machine ready, and how long each lesson takes here
+- `labkit.install`   the lessons' first cell on Colab: install what is missing, keep Colab's torch, say when to restart
 """
 
 import warnings
