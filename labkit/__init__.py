@@ -8,6 +8,7 @@ Each module holds one part of the fine-tuning workflow, thin enough to read with
 - `labkit.tasks`     your own data as a task (classification, extraction, sql, text): what `labkit finetune` reads
 - `labkit.train`     LoRA / QLoRA / full fine-tuning through TRL and PEFT; early stopping, TensorBoard
 - `labkit.lessons`   the training runs several lessons share (lesson 01's tone, lesson 02's recipes)
+- `labkit.search`    hyperparameter search with Optuna: the space, a trial as a fine-tune, the study in SQLite
 - `labkit.evaluate`  label scoring, generation metrics, SQL execution, intervals, paired comparisons
 - `labkit.export`    ONNX export with onnxruntime-genai, parity checks, a small runtime
 - `labkit.lora_files` a trained LoRA adapter on disk: what it adapts, which base it fits (read without a model)
@@ -19,7 +20,7 @@ Each module holds one part of the fine-tuning workflow, thin enough to read with
 - `labkit.plots`     the figures the lessons draw
 - `labkit.check`     exercises that check themselves: `check("02.1", answer, **measured)` prints ✓ or ✗ and a hint
 - `labkit.student`   `make student`: student copies of the lessons, worked solutions replaced by stubs
-- `labkit.cli`       `labkit finetune | evaluate | export | auto-opt | generate-adapter | chat | run | doctor | prepare`
+- `labkit.cli`       `labkit finetune | evaluate | export | auto-opt | generate-adapter | chat | run | search | doctor | prepare`
 - `labkit.course`    `make course`: every lesson headless, a summary for instructors
 - `labkit.doctor`    `labkit doctor`: is this machine ready, and how long each lesson takes here
 - `labkit.install`   the lessons' first cell on Colab: install what is missing, keep Colab's torch, say when to restart

@@ -9,6 +9,7 @@ the EdgeAI for Beginners fine-tuning module work with ``labkit`` in place of ``o
     labkit generate-adapter --base_model_path <base> --adapter_paths a/adapter,b/adapter --output_path models/multi
     labkit chat --model_path models/onnx
     labkit run --config run.yaml                    # the same settings as a YAML/JSON file
+    labkit search --config search.yaml              # hyperparameter search (Optuna) over those settings
 
 Every bad input ends in one message that names the file, line, field or flag and says what to
 do, with exit code 2, and before anything is written: an output folder is either complete or
@@ -145,18 +146,7 @@ def _finetune(args) -> int:
     if cfg.early_stopping_patience and not args.eval_steps:
         raise CLIError("--early_stopping_patience needs --eval_steps: it watches the validation loss.")
     task = load_task(args)
-    train_records = task.split(args.train_split or "train", "--train_split")[: args.max_samples]
-    eval_cap = args.max_eval_samples or (None if args.eval_split else DEFAULT_EVAL_SAMPLES)
-    eval_records = task.split(args.eval_split or "validation", "--eval_split")[:eval_cap]
-    if len(train_records) < MIN_TRAIN_EXAMPLES:
-        raise CLIError(f"{task.source}: {len(train_records)} training example(s) (--train_split "
-                       f"{args.train_split or 'train'}); fine-tuning needs at least {MIN_TRAIN_EXAMPLES} "
-                       "(a few hundred to learn a task well). Add examples.")
-    check_labels_seen(task, train_records, {"validation": eval_records})
-    overlap = len({id(r) for r in train_records} & {id(r) for r in eval_records})
-    if overlap:
-        note(f"--train_split and --eval_split share {overlap} examples: the validation loss will look "
-             "better than it is.")
+    train_records, eval_records = training_records(args, task)
     base = resolve_model(args.model_name_or_path)
     from transformers import AutoTokenizer
 
@@ -190,6 +180,24 @@ def _finetune(args) -> int:
     print(f"Saved to {result.adapter_dir} after {result.steps} steps in {result.train_seconds:.0f} s "
           f"(base model pointer: {Path(result.output_dir) / 'model'})")
     return 0
+
+
+def training_records(args, task: Task) -> tuple[list[dict], list[dict]]:
+    """The training and validation examples the finetune flags select, checked: enough of them, every
+    validation label seen in training, and a note when the two splits overlap."""
+    train_records = task.split(args.train_split or "train", "--train_split")[: args.max_samples]
+    eval_cap = args.max_eval_samples or (None if args.eval_split else DEFAULT_EVAL_SAMPLES)
+    eval_records = task.split(args.eval_split or "validation", "--eval_split")[:eval_cap]
+    if len(train_records) < MIN_TRAIN_EXAMPLES:
+        raise CLIError(f"{task.source}: {len(train_records)} training example(s) (--train_split "
+                       f"{args.train_split or 'train'}); fine-tuning needs at least {MIN_TRAIN_EXAMPLES} "
+                       "(a few hundred to learn a task well). Add examples.")
+    check_labels_seen(task, train_records, {"validation": eval_records})
+    overlap = len({id(r) for r in train_records} & {id(r) for r in eval_records})
+    if overlap:
+        note(f"--train_split and --eval_split share {overlap} examples: the validation loss will look "
+             "better than it is.")
+    return train_records, eval_records
 
 
 def _say_what_was_kept(args, cfg) -> None:
@@ -405,6 +413,12 @@ def _run(args) -> int:
     return run_args.func(run_args)
 
 
+def _search(args) -> int:
+    from .cli_search import search_command
+
+    return search_command(args)
+
+
 RUNNABLE = ("finetune", "evaluate", "auto-opt", "export", "generate-adapter")
 
 
@@ -458,6 +472,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with a generate-adapter folder: the adapter to chat with (none: the base model)")
     s.add_argument("--max_new_tokens", type=positive_int, default=128)
     s.add_argument("--log_level", type=int, choices=range(5), default=3)
+
+    s = command("search", "hyperparameter search (Optuna) over finetune's settings, from a YAML/JSON file", _search)
+    s.add_argument("--config", required=True, help="search.yaml: finetune's settings plus a search: mapping")
 
     s = command("run", "run finetune (or another command) with settings from a YAML/JSON file", _run)
     s.add_argument("--config", required=True, help="run.yaml or run.json")

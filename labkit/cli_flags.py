@@ -196,6 +196,20 @@ A classification task is scored by label scoring: accuracy, macro-F1 and the con
   learning_rate: 0.001
   output_path: models/ft
 then: labkit run --config run.yaml""",
+    "search": """example search.yaml (finetune's keys, plus the ranges to search under search:):
+  data_name: tickets.csv
+  text_template: "{message} -> {team}"
+  max_steps: 30
+  eval_steps: 10
+  output_path: search/tickets      # study.db (resumable) and best.yaml go here
+  search:
+    n_trials: 8
+    sampler: tpe                   # or random
+    learning_rate: {low: 1.0e-5, high: 1.0e-3}
+    lora_r: [4, 8, 16, 32, 64]
+    per_device_train_batch_size: [4, 8, 16]
+    lora_dropout: {low: 0.0, high: 0.2}
+then: labkit search --config search.yaml   (again, to resume a search that was stopped)""",
     "doctor": """examples:
   labkit doctor
   labkit doctor --slot 20        # the workshop gives each lesson 20 minutes

@@ -1,0 +1,113 @@
+"""``labkit search --config search.yaml``: hyperparameter search over ``labkit finetune``'s settings.
+
+The file holds the same keys as ``labkit run --config`` (a finetune), plus a ``search:`` mapping: the
+study's settings and the ranges to search, by their finetune flag names::
+
+    data_name: tickets.csv
+    text_template: "{message} -> {team}"
+    max_steps: 30
+    eval_steps: 10
+    output_path: search/tickets
+    search:
+      n_trials: 8                 # finished trials (complete or pruned) the study ends with
+      sampler: tpe                # or random
+      learning_rate: {low: 1.0e-5, high: 1.0e-3}   # a range: log-uniform for the learning rate
+      lora_r: [4, 8, 16, 32, 64]                   # a list: choices
+      per_device_train_batch_size: [4, 8, 16]
+      lora_dropout: {low: 0.0, high: 0.2}
+
+It prints a table of trials, writes ``<output_path>/study.db`` (run the command again to resume a
+killed search) and ``<output_path>/best.yaml``: the finetune settings of the best trial, for
+``labkit run --config``. Trials are scored by validation accuracy (classification tasks).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .cli_flags import CLIError, config_to_argv, read_run_config
+
+STUDY_KEYS = {"n_trials": 8, "sampler": "tpe", "seed": 0}
+
+
+def read_search_config(path: Path, finetune_parser):
+    """(finetune args, study settings, search space) from a search file; every mistake names the key."""
+    from . import search
+
+    config = read_run_config(path)
+    space = config.pop("search", None)
+    if not isinstance(space, dict):
+        raise CLIError(f"{path}: no 'search:' mapping. Add one with the ranges to search, e.g.\n"
+                       "search:\n  n_trials: 8\n  learning_rate: {low: 1.0e-5, high: 1.0e-3}\n  lora_r: [4, 8, 16]")
+    study = {key: space.pop(key, default) for key, default in STUDY_KEYS.items()}
+    if isinstance(study["n_trials"], bool) or not isinstance(study["n_trials"], int) or study["n_trials"] < 1:
+        raise CLIError(f"{path}: search.n_trials must be a whole number of at least 1, got {study['n_trials']!r}.")
+    if study["sampler"] not in ("tpe", "random"):
+        raise CLIError(f"{path}: search.sampler: {study['sampler']!r}; use 'tpe' or 'random'.")
+    if config.get("output_path") is None:
+        raise CLIError(f"{path}: output_path is required: the study's SQLite file and best.yaml go there.")
+    try:
+        params = search.parse_space(space)
+    except search.SearchSpaceError as e:
+        raise CLIError(f"{path}: {e}") from None
+    for p in params:
+        if config.get(p.name) is not None:
+            raise CLIError(f"{path}: {p.name} is both set ({config[p.name]!r}) and searched; keep one.")
+    argv = config_to_argv(config, finetune_parser, path)
+    try:
+        args = finetune_parser.parse_args(argv)
+    except CLIError as e:
+        raise CLIError(f"{path}: {str(e).split(': ', 1)[-1]}") from None
+    return args, config, study, params
+
+
+def search_command(args) -> int:
+    """Run (or resume) the study, print its trials, write the best trial's finetune settings."""
+    import torch
+    import yaml
+
+    from . import evaluate, models, search
+    from .cli import check_hardware_flags, load_task, train_config, training_records
+    from .tasks import note
+
+    path = Path(args.config).expanduser()
+    fargs, config, study_cfg, params = read_search_config(path, args.subparsers["finetune"])
+    cfg = train_config(fargs)
+    task = load_task(fargs)
+    if task.kind != "classification":
+        raise CLIError(f"{path}: labkit search scores trials by validation accuracy, so it needs a "
+                       f"classification task; {task.source} is a {task.kind} task.")
+    train_records, eval_records = training_records(fargs, task)
+    base = models.resolve_model(fargs.model_name_or_path)
+    check_hardware_flags(fargs)
+    model, tok = models.load_base(base, dtype=torch.float32, trust_remote_code=fargs.trust_remote_code)
+    train_pairs, eval_pairs = task.pairs(train_records), task.pairs(eval_records)
+    prompts, prefix = evaluate.label_scoring_setup(tok, task, [p["prompt"] for p in eval_pairs])
+    golds = [str(r[task.target]).strip() for r in eval_records]
+    out = Path(fargs.output_path)
+    study = search.open_study(out / "study.db", sampler=study_cfg["sampler"], seed=study_cfg["seed"])
+    done = len(study.trials)
+    if done:
+        note(f"resuming the study in {out / 'study.db'}: {done} trial(s) there already.")
+    objective = search.classification_objective(lambda: model, tok, train_pairs, eval_pairs,
+                                                task.labels, cfg, params, prefix, golds, prompts)
+    search.optimize(study, objective, study_cfg["n_trials"])
+    print(format_table(search.trials_table(study, [p.name for p in params])))
+    best = {**config, **study.best_trial.params, "output_path": str(out / "best")}
+    (out / "best.yaml").write_text(yaml.safe_dump(best, sort_keys=False))
+    print(f"best: trial {study.best_trial.number}, validation accuracy {study.best_value:.3f}; its settings: "
+          f"{out / 'best.yaml'} (labkit run --config {out / 'best.yaml'})")
+    return 0
+
+
+def format_table(rows: list[dict]) -> str:
+    """Rows of dicts as an aligned text table."""
+    if not rows:
+        return "(no trials)"
+    cols = list(rows[0])
+    cell = [[("-" if r[c] is None else f"{r[c]:.3g}" if isinstance(r[c], float) else str(r[c])) for c in cols]
+            for r in rows]
+    width = [max(len(c), *(len(row[i]) for row in cell)) for i, c in enumerate(cols)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, width))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, width)) for row in cell]
+    return "\n".join(lines)

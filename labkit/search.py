@@ -1,0 +1,214 @@
+"""Hyperparameter search with Optuna: the search space, a trial as a labkit fine-tune, a study in SQLite.
+
+The ideas, each one Optuna object:
+- a **trial** is one fine-tune with hyperparameters the sampler picked, scored on the *validation*
+  split (the test split stays untouched until the search is over);
+- the **sampler** picks the next trial's values: ``random`` draws them independently, ``tpe``
+  (Tree-structured Parzen Estimator) draws more where earlier trials scored well;
+- the **pruner** stops a trial whose validation score at an evaluation step is below the median of
+  earlier trials at the same step (:class:`PruneOnValidation` reports the scores);
+- the **study** lives in a SQLite file (Optuna's RDB storage), so a search that was killed resumes
+  where it stopped: finished trials stay finished, a trial that was running when the process died is
+  marked failed (its heartbeat stopped) and run again, and the trial count goes on.
+
+A trial's run is ``train.finetune(..., reuse=True)`` in a folder named after its fingerprint, so a trial
+with the same settings as a finished one (after a resume, or in a second study) loads instead of training.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from transformers import TrainerCallback
+
+# What `labkit search` may search, by its finetune flag (Olive's names), and the TrainConfig field it sets.
+SEARCHABLE = {"learning_rate": "learning_rate", "lora_r": "r", "per_device_train_batch_size": "batch_size",
+              "lora_dropout": "lora_dropout", "lora_alpha": "lora_alpha", "weight_decay": "weight_decay",
+              "warmup_steps": "warmup_steps", "max_steps": "max_steps"}
+LOG_SCALE = {"learning_rate", "weight_decay"}     # ranges searched log-uniformly
+HEARTBEAT_SECONDS = 10                            # a running trial's sign of life in the SQLite file
+
+
+class SearchSpaceError(ValueError):
+    """A search space that cannot be searched; the message names the key and says what to write."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One searched hyperparameter: ``choices`` (a list) or a ``low``..``high`` range."""
+
+    name: str
+    choices: tuple | None = None
+    low: float | None = None
+    high: float | None = None
+
+    def suggest(self, trial):
+        if self.choices is not None:
+            return trial.suggest_categorical(self.name, list(self.choices))
+        if isinstance(self.low, int) and isinstance(self.high, int) and self.name not in LOG_SCALE:
+            return trial.suggest_int(self.name, self.low, self.high)
+        return trial.suggest_float(self.name, self.low, self.high, log=self.name in LOG_SCALE)
+
+
+def parse_space(space: dict, where: str = "search") -> list[Param]:
+    """``{flag: [choices...]}`` or ``{flag: {low: .., high: ..}}`` as Params, checked.
+
+    A list is a set of choices; ``{low, high}`` is a range (log-uniform for the learning rate)."""
+    if not isinstance(space, dict) or not space:
+        raise SearchSpaceError(f"{where}: give at least one hyperparameter to search, e.g. "
+                               "learning_rate: {low: 1.0e-5, high: 1.0e-3}")
+    params = []
+    for name, value in space.items():
+        key = f"{where}.{name}"
+        if name not in SEARCHABLE:
+            raise SearchSpaceError(f"{key}: not a searchable setting; use one of {sorted(SEARCHABLE)}.")
+        if isinstance(value, list):
+            if not value or any(isinstance(v, (list, dict)) for v in value) or len(set(value)) != len(value):
+                raise SearchSpaceError(f"{key}: a list of choices must be non-empty, flat and without repeats: {value}")
+            _check_values(key, name, value)
+            params.append(Param(name, choices=tuple(value)))
+        elif isinstance(value, dict) and set(value) == {"low", "high"}:
+            low, high = value["low"], value["high"]
+            _check_values(key, name, [low, high])
+            if not low < high:
+                raise SearchSpaceError(f"{key}: low ({low}) must be below high ({high}).")
+            params.append(Param(name, low=low, high=high))
+        else:
+            raise SearchSpaceError(f"{key}: write a list of choices ([4, 8, 16]) or a range ({{low: 1.0e-5, "
+                                   f"high: 1.0e-3}}), not {value!r}.")
+    return params
+
+
+def _check_values(key: str, name: str, values) -> None:
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise SearchSpaceError(f"{key}: {v!r} is not a number.")
+        if name in ("lora_r", "per_device_train_batch_size", "lora_alpha", "max_steps") and (v != int(v) or v < 1):
+            raise SearchSpaceError(f"{key}: {v!r} must be a whole number of at least 1.")
+        if name in ("learning_rate", "weight_decay") and v <= 0:
+            raise SearchSpaceError(f"{key}: {v!r} must be above 0 (it is searched on a log scale).")
+        if name == "lora_dropout" and not 0 <= v < 1:
+            raise SearchSpaceError(f"{key}: {v!r} must be in [0, 1).")
+
+
+def trial_config(base, params: list[Param], trial):
+    """The TrainConfig of one trial: ``base`` with the trial's suggested values."""
+    values = {SEARCHABLE[p.name]: p.suggest(trial) for p in params}
+    return replace(base, **values)
+
+
+class PruneOnValidation(TrainerCallback):
+    """Report each evaluation's validation score to the trial, and stop a trial the pruner gives up on.
+
+    ``metric``: a key of the evaluation metrics (``eval_accuracy`` from :class:`train.ValidationAccuracy`,
+    or ``eval_loss``, reported negated so that higher is better either way). Registered after the
+    callback that computes the metric."""
+
+    changes_the_run = False   # it only reports; a pruned run ends before it is saved
+
+    def __init__(self, trial, metric: str = "eval_accuracy"):
+        self.trial, self.metric = trial, metric
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        import optuna
+
+        score = score_of(metrics or {}, self.metric)
+        if score is None:
+            return
+        self.trial.report(score, state.global_step)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"step {state.global_step}: validation {self.metric} {score:.3f} "
+                                     "is below the median of earlier trials at this step")
+
+
+def score_of(metrics: dict, metric: str) -> float | None:
+    """A validation score where higher is better: accuracy as it is, a loss negated."""
+    if metric not in metrics:
+        return None
+    return -metrics[metric] if metric.endswith("loss") else metrics[metric]
+
+
+def open_study(path, name: str = "search", sampler: str = "tpe", seed: int = 0, startup_trials: int = 3,
+               heartbeat: int = HEARTBEAT_SECONDS):
+    """Create, or load and go on with, the study stored in the SQLite file ``path``.
+
+    ``sampler``: "tpe" or "random". The median pruner starts judging after ``startup_trials`` trials
+    have finished. A trial whose process died stops sending heartbeats; after ``2 * heartbeat`` seconds
+    the next ``optimize`` marks it failed and runs its settings again."""
+    import optuna
+
+    samplers = {"tpe": lambda: optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials),
+                "random": lambda: optuna.samplers.RandomSampler(seed=seed)}
+    if sampler not in samplers:
+        raise SearchSpaceError(f"sampler: {sampler!r}; use 'tpe' or 'random'.")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():   # heartbeats and their retry are marked experimental in Optuna 5
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        storage = optuna.storages.RDBStorage(
+            f"sqlite:///{path.resolve()}", heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
+    return optuna.create_study(storage=storage, study_name=name, direction="maximize", load_if_exists=True,
+                               sampler=samplers[sampler](),
+                               pruner=optuna.pruners.MedianPruner(n_startup_trials=startup_trials))
+
+
+def optimize(study, objective, n_trials: int) -> None:
+    """Run trials until the study holds ``n_trials`` finished ones (complete or pruned): a resumed
+    study runs only the rest."""
+    import optuna
+    from optuna.trial import TrialState
+
+    done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+    if done < n_trials:
+        study.optimize(objective, n_trials=n_trials - done,
+                       callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=(TrialState.COMPLETE,
+                                                                                   TrialState.PRUNED))])
+
+
+def trials_table(study, params: list[str] | None = None) -> list[dict]:
+    """One row per trial: number, state, score, the values it tried and the step it reached."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        row = {"trial": t.number, "state": t.state.name.lower(),
+               "score": None if t.value is None else round(t.value, 4)}
+        row.update({k: t.params.get(k) for k in (params or sorted(t.params))})
+        row["last step"] = max(t.intermediate_values, default=None)
+        rows.append(row)
+    return rows
+
+
+def classification_objective(load_model, tokenizer, train_pairs, eval_pairs, labels, base_config, params,
+                             prefix: str = " ", golds=None, prompts=None):
+    """An Optuna objective: fine-tune with the trial's settings, return the validation accuracy.
+
+    ``load_model()`` gives the base model (``finetune`` trains a copy, so one model serves every trial).
+    ``eval_pairs`` are the validation prompt/completion pairs; their prompts (or ``prompts``, as
+    :func:`labkit.evaluate.label_scoring_setup` makes them) are label-scored, and their completions
+    (stripped), or ``golds``, are the right labels. Every
+    ``base_config.eval_steps`` steps the accuracy is measured, reported and judged by the pruner; the
+    score is the accuracy at the last step. Each trial's run goes to ``$LABKIT_HOME/runs``, in a folder
+    named after its fingerprint, and is loaded instead of trained when the same settings come again."""
+    from . import evaluate, train
+
+    prompts = list(prompts) if prompts is not None else [p["prompt"] for p in eval_pairs]
+    golds = list(golds) if golds is not None else [p["completion"].strip() for p in eval_pairs]
+
+    def objective(trial) -> float:
+        cfg = trial_config(base_config, params, trial)
+        callbacks = [train.ValidationAccuracy(tokenizer, prompts, golds, labels, prefix),
+                     PruneOnValidation(trial, "eval_accuracy")]
+        result = train.finetune(load_model(), tokenizer, train_pairs, eval_pairs, cfg, reuse=True, live_plot=False, verbose=False, callbacks=callbacks)
+        trial.set_user_attr("adapter", str(result.adapter_dir))
+        trial.set_user_attr("train_seconds", round(result.train_seconds, 1))
+        last = [h for h in result.history if "eval_accuracy" in h]
+        if last and last[-1]["step"] == result.steps:
+            return last[-1]["eval_accuracy"]
+        predicted = evaluate.classify(result.model, tokenizer, prompts, labels, prefix)
+        return sum(p == g for p, g in zip(predicted, golds)) / len(golds)
+
+    return objective
+
