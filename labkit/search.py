@@ -6,7 +6,7 @@ The ideas, each one Optuna object:
 - the **sampler** picks the next trial's values: ``random`` draws them independently, ``tpe``
   (Tree-structured Parzen Estimator) draws more where earlier trials scored well;
 - the **pruner** stops a trial whose validation score at an evaluation step is below the median of
-  earlier trials at the same step (:class:`PruneOnValidation` reports the scores);
+  earlier trials at the same step (:class:`ReportAndPrune` measures and reports them);
 - the **study** lives in a SQLite file (Optuna's RDB storage), so a search that was killed resumes
   where it stopped: finished trials stay finished, a trial that was running when the process died is
   marked failed (its heartbeat stopped) and run again, and the trial count goes on.
@@ -100,35 +100,34 @@ def trial_config(base, params: list[Param], trial):
     return replace(base, **values)
 
 
-class PruneOnValidation(TrainerCallback):
-    """Report each evaluation's validation score to the trial, and stop a trial the pruner gives up on.
+class ReportAndPrune(TrainerCallback):
+    """Every ``every`` training steps: score the model on validation, report the score to the trial, and
+    stop the trial (``optuna.TrialPruned``) when the pruner says it is behind the earlier trials.
 
-    ``metric``: a key of the evaluation metrics (``eval_accuracy`` from :class:`train.ValidationAccuracy`,
-    or ``eval_loss``, reported negated so that higher is better either way). Registered after the
-    callback that computes the metric."""
+    ``score(model)`` returns the validation score, higher is better (e.g. label-scoring accuracy).
+    Scoring here, not in the trainer's evaluation, skips the validation loss a search does not use."""
 
-    changes_the_run = False   # it only reports; a pruned run ends before it is saved
+    changes_the_run = False   # it only reads the model; a pruned run ends before anything is saved
 
-    def __init__(self, trial, metric: str = "eval_accuracy"):
-        self.trial, self.metric = trial, metric
+    def __init__(self, trial, score, every: int):
+        self.trial, self.score, self.every = trial, score, every
+        self.scores: dict[int, float] = {}
 
-    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+    def on_step_end(self, args, state, control, model=None, **kwargs):
         import optuna
 
-        score = score_of(metrics or {}, self.metric)
-        if score is None:
+        if state.global_step % self.every:
             return
-        self.trial.report(score, state.global_step)
+        was_training = model.training
+        model.eval()
+        value = self.score(model)
+        if was_training:
+            model.train()
+        self.scores[state.global_step] = value
+        self.trial.report(value, state.global_step)
         if self.trial.should_prune():
-            raise optuna.TrialPruned(f"step {state.global_step}: validation {self.metric} {score:.3f} "
-                                     "is below the median of earlier trials at this step")
-
-
-def score_of(metrics: dict, metric: str) -> float | None:
-    """A validation score where higher is better: accuracy as it is, a loss negated."""
-    if metric not in metrics:
-        return None
-    return -metrics[metric] if metric.endswith("loss") else metrics[metric]
+            raise optuna.TrialPruned(f"step {state.global_step}: validation score {value:.3f} is below the "
+                                     "median of earlier trials at this step")
 
 
 def open_study(path, name: str = "search", sampler: str = "tpe", seed: int = 0, startup_trials: int = 3,
@@ -188,27 +187,27 @@ def classification_objective(load_model, tokenizer, train_pairs, eval_pairs, lab
     ``load_model()`` gives the base model (``finetune`` trains a copy, so one model serves every trial).
     ``eval_pairs`` are the validation prompt/completion pairs; their prompts (or ``prompts``, as
     :func:`labkit.evaluate.label_scoring_setup` makes them) are label-scored, and their completions
-    (stripped), or ``golds``, are the right labels. Every
-    ``base_config.eval_steps`` steps the accuracy is measured, reported and judged by the pruner; the
-    score is the accuracy at the last step. Each trial's run goes to ``$LABKIT_HOME/runs``, in a folder
-    named after its fingerprint, and is loaded instead of trained when the same settings come again."""
+    (stripped), or ``golds``, are the right labels. Every ``base_config.eval_steps`` steps the accuracy is
+    measured, reported and judged by the pruner; the score is the accuracy after the last step. Each
+    trial's run goes to ``$LABKIT_HOME/runs``, in a folder named after its fingerprint, and is loaded
+    instead of trained when the same settings come again."""
     from . import evaluate, train
 
     prompts = list(prompts) if prompts is not None else [p["prompt"] for p in eval_pairs]
     golds = list(golds) if golds is not None else [p["completion"].strip() for p in eval_pairs]
+    every = base_config.eval_steps or base_config.max_steps
 
-    def objective(trial) -> float:
-        cfg = trial_config(base_config, params, trial)
-        callbacks = [train.ValidationAccuracy(tokenizer, prompts, golds, labels, prefix),
-                     PruneOnValidation(trial, "eval_accuracy")]
-        result = train.finetune(load_model(), tokenizer, train_pairs, eval_pairs, cfg, reuse=True, live_plot=False, verbose=False, callbacks=callbacks)
-        trial.set_user_attr("adapter", str(result.adapter_dir))
-        trial.set_user_attr("train_seconds", round(result.train_seconds, 1))
-        last = [h for h in result.history if "eval_accuracy" in h]
-        if last and last[-1]["step"] == result.steps:
-            return last[-1]["eval_accuracy"]
-        predicted = evaluate.classify(result.model, tokenizer, prompts, labels, prefix)
+    def accuracy(model) -> float:
+        predicted = evaluate.classify(model, tokenizer, prompts, labels, prefix)
         return sum(p == g for p, g in zip(predicted, golds)) / len(golds)
 
-    return objective
+    def objective(trial) -> float:
+        cfg = replace(trial_config(base_config, params, trial), eval_steps=None)   # scored by the callback
+        reporter = ReportAndPrune(trial, accuracy, every)
+        result = train.finetune(load_model(), tokenizer, train_pairs, None, cfg, reuse=True,
+                                live_plot=False, verbose=False, callbacks=[reporter])
+        trial.set_user_attr("adapter", str(result.adapter_dir))
+        trial.set_user_attr("train_seconds", round(result.train_seconds, 1))
+        return reporter.scores[result.steps] if result.steps in reporter.scores else accuracy(result.model)
 
+    return objective
