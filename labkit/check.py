@@ -457,3 +457,43 @@ def _lora_4bit(answer, float_params, n_test, bits: int = 4, block: int = 32):
     errors = [np.linalg.norm(np.asarray(rounded[k]) - v) / np.linalg.norm(v) for k, v in float_params.items()]
     return True, (f"a real {bits}-bit rounding (median relative error {np.median(errors):.1%}); "
                   f"tone accuracy {answer['accuracy']:.3f}")
+
+
+# --------------------------------------------------------------------------- lesson 08
+
+
+@checker_for("08.1", answer="a list of the trial numbers a median pruner judging from the first finished trial would stop")
+def _strict_pruner(answer, trials, step):
+    """A stricter pruner. Recomputes, from the trials' reported scores at ``step``, which trials score
+    below the median of the step-``step`` scores of the trials before them (once there is one)."""
+    expected, earlier = [], []
+    for t in trials:
+        score = t.intermediate_values.get(step)
+        if score is None:
+            continue
+        if earlier and score < float(np.median(earlier)):
+            expected.append(t.number)
+        earlier.append(score)
+    if sorted(int(n) for n in answer) != expected:
+        return False, (f"compare each trial's score at step {step} with the median of the scores of the trials before it "
+                       "(skip a trial with no score at that step); a score equal to the median is not below it")
+    return True, f"trials {expected} would have been stopped at step {step}" if expected else "none would have been stopped"
+
+
+@checker_for("08.2", answer="the name (a row of the forgetting table, not the base model) of the setup you choose")
+def _forgetting_budget(answer, forgetting, budget):
+    """A forgetting budget. Among the rows of ``forgetting`` but the base model whose general-loss rise is
+    within ``budget`` at the interval's upper end (the point estimate where a row has no interval), the
+    best test accuracy."""
+    forgetting = forgetting.drop(index="base model")
+    upper = forgetting["rise high"].fillna(forgetting["rise"])
+    within = forgetting[upper <= budget]
+    best = within["test accuracy"].max()
+    tied = list(within.index[within["test accuracy"] == best])
+    if answer not in forgetting.index:
+        return False, f"{answer!r} is not a row of the table but the base model: {list(forgetting.index)}"
+    if answer not in within.index:
+        return False, f"{answer!r} can lose up to {upper[answer]:.3f} nats/token: judge by the interval's upper end"
+    if answer not in tied:
+        return False, f"{answer!r} is within the budget, but another row within it scores higher on the task"
+    return True, f"{answer!r}: test accuracy {best:.3f} within {budget} nats/token"

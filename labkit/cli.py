@@ -34,11 +34,11 @@ from .cli_flags import (  # noqa: F401  (CLIError is part of this module's API)
     Parser,
     comma_list,
     common_flags,
-    config_to_argv,
     data_flags,
     export_flags,
     finetune_flags,
     positive_float,
+    parse_run_config,
     positive_int,
     read_run_config,
 )
@@ -404,11 +404,7 @@ def _run(args) -> int:
     sub = args.subparsers.get(command) if command in RUNNABLE else None
     if sub is None:
         raise CLIError(f"{path}: command {command!r} cannot be run from a file; use one of {list(RUNNABLE)}.")
-    argv = config_to_argv(config, sub, path)
-    try:
-        run_args = sub.parse_args(argv)
-    except CLIError as e:
-        raise CLIError(f"{path}: {str(e).split(': ', 1)[-1]}") from None
+    argv, run_args = parse_run_config(config, sub, path)
     print(f"labkit {command} " + " ".join(argv))
     return run_args.func(run_args)
 

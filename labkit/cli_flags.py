@@ -133,6 +133,15 @@ def config_to_argv(config: dict, parser: argparse.ArgumentParser, path: Path) ->
     return argv
 
 
+def parse_run_config(config: dict, parser: argparse.ArgumentParser, path: Path) -> tuple[list[str], argparse.Namespace]:
+    """A run file's settings parsed as ``parser``'s flags: ``(argv, args)``; an error names the file."""
+    argv = config_to_argv(config, parser, path)
+    try:
+        return argv, parser.parse_args(argv)
+    except CLIError as e:
+        raise CLIError(f"{path}: {str(e).split(': ', 1)[-1]}") from None
+
+
 # --- the parser ----------------------------------------------------------------------------
 
 def common_flags(s, model=True):

@@ -16,8 +16,9 @@ study's settings and the ranges to search, by their finetune flag names::
       per_device_train_batch_size: [4, 8, 16]
       lora_dropout: {low: 0.0, high: 0.2}
 
-It prints a table of trials, writes ``<output_path>/study.db`` (run the command again to resume a
-killed search) and ``<output_path>/best.yaml``: the finetune settings of the best trial, for
+Trial 0 runs the file's own settings (the values outside ``search:``, or finetune's defaults), so the
+best trial is at least as good as them on validation. It prints a table of trials, writes
+``<output_path>/study.db`` (run the command again to resume a killed search) and ``<output_path>/best.yaml``: the finetune settings of the best trial, for
 ``labkit run --config``. Trials are scored by validation accuracy (classification tasks).
 """
 
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .cli_flags import CLIError, config_to_argv, read_run_config
+from .cli_flags import CLIError, parse_run_config, read_run_config
 
 STUDY_KEYS = {"n_trials": 8, "sampler": "tpe", "seed": 0}
 
@@ -53,11 +54,7 @@ def read_search_config(path: Path, finetune_parser):
     for p in params:
         if config.get(p.name) is not None:
             raise CLIError(f"{path}: {p.name} is both set ({config[p.name]!r}) and searched; keep one.")
-    argv = config_to_argv(config, finetune_parser, path)
-    try:
-        args = finetune_parser.parse_args(argv)
-    except CLIError as e:
-        raise CLIError(f"{path}: {str(e).split(': ', 1)[-1]}") from None
+    _, args = parse_run_config(config, finetune_parser, path)
     return args, config, study, params
 
 
@@ -89,6 +86,8 @@ def search_command(args) -> int:
     done = len(study.trials)
     if done:
         note(f"resuming the study in {out / 'study.db'}: {done} trial(s) there already.")
+    else:   # trial 0: the file's own settings, the ones the search has to beat
+        study.enqueue_trial(search.settings_of(cfg, params), skip_if_exists=True)
     objective = search.classification_objective(lambda: model, tok, train_pairs, eval_pairs,
                                                 task.labels, cfg, params, prefix, golds, prompts)
     search.optimize(study, objective, study_cfg["n_trials"])

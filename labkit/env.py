@@ -42,6 +42,10 @@ PROFILES: dict[str, dict[str, dict]] = {
         # early and turns up; each of the six runs takes ~30-55 s on 2 cores (AVX-512), ~60 s on AVX2
         "overfit": dict(train_examples=16, more_data_examples=64, val_examples=32, max_steps=25,
                         batch_size=4, learning_rate=1e-3, r=64, low_r=4, eval_steps=5, patience=2),
+        # lesson 08: each sampler gets 4 short trials (10 steps, scored at steps 5 and 10); the search
+        # is a demonstration of the method at lesson size, the full profile gives each sampler 16.
+        # Forgetting: rehearsal and the adapter switched off (the full profile adds a lower rank)
+        "capstone": dict(trials=4, trial_steps=10, score_every=5, learning_rate=(1e-4, 5e-3), lower_rank=False),
     },
     "full": {
         "tone": dict(train_examples=None, max_steps=210, batch_size=16, eval_examples=None,
@@ -54,6 +58,7 @@ PROFILES: dict[str, dict[str, dict]] = {
         "multi_adapter": dict(tone_examples=None, recipes_examples=64, bench_new_tokens=128),
         "overfit": dict(train_examples=48, more_data_examples=400, val_examples=None, max_steps=150,
                         batch_size=8, learning_rate=1e-3, r=64, low_r=4, eval_steps=10, patience=3),
+        "capstone": dict(trials=16, trial_steps=60, score_every=20, learning_rate=(1e-5, 1e-3), lower_rank=True),
     },
 }
 

@@ -45,6 +45,10 @@ class Param:
     low: float | None = None
     high: float | None = None
 
+    def contains(self, value) -> bool:
+        """Whether ``value`` is one of the choices, or inside the range."""
+        return value in self.choices if self.choices is not None else self.low <= value <= self.high
+
     def suggest(self, trial):
         if self.choices is not None:
             return trial.suggest_categorical(self.name, list(self.choices))
@@ -95,9 +99,25 @@ def _check_values(key: str, name: str, values) -> None:
 
 
 def trial_config(base, params: list[Param], trial):
-    """The TrainConfig of one trial: ``base`` with the trial's suggested values."""
+    """The TrainConfig of one trial: ``base`` with the trial's suggested values.
+
+    When the rank is searched and ``lora_alpha`` is not, alpha follows the rank so that the update's
+    scale alpha / r stays the base config's: a trial at r = 4 then differs from one at r = 64 in
+    capacity only, not also in a 16x larger step (with a fixed alpha the small ranks would win or
+    lose on their scale, and the search would credit the rank)."""
     values = {SEARCHABLE[p.name]: p.suggest(trial) for p in params}
+    if "r" in values and "lora_alpha" not in values:
+        alpha = values["r"] * base.lora_alpha / base.r
+        values["lora_alpha"] = int(alpha) if alpha == int(alpha) else alpha
     return replace(base, **values)
+
+
+def settings_of(config, params: list[Param]) -> dict:
+    """``config``'s own values of the searched settings, by flag name: ``study.enqueue_trial(settings_of(...))``
+    makes them a study's first trial, so the search starts from the settings you trust and its best is at
+    least as good as them on validation. A value outside its searched range is left to the sampler."""
+    values = {p.name: getattr(config, SEARCHABLE[p.name]) for p in params}
+    return {name: v for p in params for name, v in [(p.name, values[p.name])] if p.contains(v)}
 
 
 class ReportAndPrune(TrainerCallback):

@@ -239,9 +239,24 @@ def case_07_2():
     return right, wrong, dict(float_params=tone_params, n_test=10), "different values in one block"
 
 
+def case_08_1():
+    trial = lambda n, score: types.SimpleNamespace(number=n, intermediate_values={} if score is None else {6: score})
+    trials = [trial(0, 0.50), trial(1, 0.40), trial(2, None), trial(3, 0.60), trial(4, 0.45)]
+    # medians of the earlier scores: trial 1 vs 0.50 -> stop; 3 vs 0.45 -> go on; 4 vs median(0.5, 0.4, 0.6)=0.5 -> stop
+    return [1, 4], [1], dict(trials=trials, step=6), "median of the scores of the trials before it"
+
+
+def case_08_2():
+    forgetting = pd.DataFrame({"test accuracy": [0.40, 0.90, 0.86, 0.84, 0.40],
+                               "rise": [0.0, 0.20, 0.03, 0.04, 0.0], "rise high": [0.0, 0.30, 0.045, 0.06, np.nan]},
+                              index=["base model", "best trial", "+ rehearsal", "lower rank (r=4)", "adapter off"])
+    return "+ rehearsal", "lower rank (r=4)", dict(forgetting=forgetting, budget=0.05), "interval's upper end"
+
+
 CASES = {"00.1": case_00_1, "00.2": case_00_2, "01.1": case_01_1, "01.2": case_01_2, "02.1": case_02_1, "02.2": case_02_2,
          "03.1": case_03_1, "03.2": case_03_2, "04.1": case_04_1, "04.2": case_04_2, "05.1": case_05_1, "05.2": case_05_2,
-         "06.1": case_06_1, "06.2": case_06_2, "07.1": case_07_1, "07.2": case_07_2}
+         "06.1": case_06_1, "06.2": case_06_2, "07.1": case_07_1, "07.2": case_07_2,
+         "08.1": case_08_1, "08.2": case_08_2}
 
 
 def _case(eid, tiny_tokenizer):

@@ -58,6 +58,23 @@ def test_the_space_suggests_within_its_ranges():
         assert 1e-5 <= cfg.learning_rate <= 1e-3 and cfg.r in (4, 8, 16) and 0 <= cfg.lora_dropout <= 0.2
 
 
+def test_a_searched_rank_keeps_the_update_scale():
+    params = search.parse_space({"lora_r": [4, 64]})
+    for r in (4, 64):
+        cfg = search.trial_config(train.TrainConfig(r=16, lora_alpha=32), params, optuna.trial.FixedTrial({"lora_r": r}))
+        assert (cfg.r, cfg.lora_alpha) == (r, 2 * r)
+    both = search.parse_space({"lora_r": [4], "lora_alpha": [16]})
+    cfg = search.trial_config(train.TrainConfig(), both, optuna.trial.FixedTrial({"lora_r": 4, "lora_alpha": 16}))
+    assert cfg.lora_alpha == 16     # searched alpha is left alone
+
+
+def test_the_first_trial_can_be_the_configs_own_settings():
+    params = search.parse_space({"learning_rate": {"low": 1e-4, "high": 5e-3}, "lora_r": [4, 8, 16],
+                                 "per_device_train_batch_size": [4, 16]})
+    cfg = train.TrainConfig(learning_rate=1e-3, r=16, batch_size=8)
+    assert search.settings_of(cfg, params) == {"learning_rate": 1e-3, "lora_r": 16}   # batch 8 is not a choice
+
+
 def test_a_study_of_three_trials_runs_and_reuses_a_finished_trial(tiny_tokenizer, tmp_path, monkeypatch):
     monkeypatch.setenv("LABKIT_HOME", str(tmp_path / "home"))
     study = search.open_study(tmp_path / "study.db", sampler="random")
