@@ -108,6 +108,19 @@ KILLABLE = textwrap.dedent("""
 """)
 
 
+def _trial_states(db: Path) -> set[str]:
+    """The states of the trials in a study file, as stored ("RUNNING", "COMPLETE"...); none while it is being created."""
+    import sqlite3
+
+    if not db.exists():
+        return set()
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            return {state for (state,) in conn.execute("SELECT state FROM trials")}
+    except sqlite3.OperationalError:   # the tables are not there yet, or the file is locked for a write
+        return set()
+
+
 def test_a_killed_search_resumes_from_its_sqlite_file(tiny_tokenizer, tmp_path, monkeypatch):
     monkeypatch.setenv("LABKIT_HOME", str(tmp_path / "home"))
     db = tmp_path / "study.db"
@@ -116,10 +129,10 @@ def test_a_killed_search_resumes_from_its_sqlite_file(tiny_tokenizer, tmp_path, 
     try:
         deadline = time.time() + 300
         while time.time() < deadline:
-            if db.exists():
-                states = [t.state for t in search.open_study(db, heartbeat=1).get_trials(deepcopy=False)]
-                if TrialState.COMPLETE in states and TrialState.RUNNING in states:
-                    break
+            # read the file directly, read-only: opening it with Optuna while the search process is still creating
+            # its tables races with that process (both insert the schema version)
+            if {"COMPLETE", "RUNNING"} <= _trial_states(db):
+                break
             assert proc.poll() is None, "the search ended before it could be killed"
             time.sleep(0.5)
         else:
