@@ -109,14 +109,17 @@ KILLABLE = textwrap.dedent("""
 
 
 def _trial_states(db: Path) -> set[str]:
-    """The states of the trials in a study file, as stored ("RUNNING", "COMPLETE"...); none while it is being created."""
+    """The states of the trials in a study file, as stored ("COMPLETE"...), a running trial counted only once its first
+    heartbeat is written (a trial killed before it has none, and is never found stale); none while the file is created."""
     import sqlite3
 
     if not db.exists():
         return set()
+    query = ("SELECT t.state, h.heartbeat IS NOT NULL FROM trials t "
+             "LEFT JOIN trial_heartbeats h ON h.trial_id = t.trial_id")
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-            return {state for (state,) in conn.execute("SELECT state FROM trials")}
+            return {state for state, beat in conn.execute(query) if state != "RUNNING" or beat}
     except sqlite3.OperationalError:   # the tables are not there yet, or the file is locked for a write
         return set()
 
