@@ -24,6 +24,7 @@ best trial is at least as good as them on validation. It prints a table of trial
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from .cli_flags import CLIError, parse_run_config, read_run_config
@@ -83,10 +84,17 @@ def search_command(args) -> int:
     golds = [str(r[task.target]).strip() for r in eval_records]
     out = Path(fargs.output_path)
     study = search.open_study(out / "study.db", sampler=study_cfg["sampler"], seed=study_cfg["seed"])
+    # what makes two runs of this command the same search (n_trials may grow: that is how a search goes on)
+    made_from = json.dumps({"settings": config, "space": [repr(p) for p in params], "sampler": study_cfg["sampler"],
+                            "seed": study_cfg["seed"]}, sort_keys=True, default=str)
     done = len(study.trials)
+    if done and study.user_attrs.get("made_from") != made_from:
+        raise CLIError(f"{out / 'study.db'} holds a search made from other settings or ranges ({done} trial(s)); "
+                       "resuming it would mix the two. Use another output_path, or delete that file to start over.")
     if done:
         note(f"resuming the study in {out / 'study.db'}: {done} trial(s) there already.")
     else:   # trial 0: the file's own settings, the ones the search has to beat
+        study.set_user_attr("made_from", made_from)
         study.enqueue_trial(search.settings_of(cfg, params), skip_if_exists=True)
     objective = search.classification_objective(lambda: model, tok, train_pairs, eval_pairs,
                                                 task.labels, cfg, params, prefix, golds, prompts)

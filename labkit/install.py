@@ -131,8 +131,9 @@ def install_course(course_dir, extras=COURSE_EXTRAS, quiet: bool = False) -> dic
     course_dir = Path(course_dir)
     imported = _imported_distributions()
     before = installed_versions()
-    plan = plan_install(course_requirements(course_dir, extras), before)
-    wanted = [str(r) for r in course_requirements(course_dir, extras) if plan[canonical(r.name)][0] == "install"]
+    requirements = course_requirements(course_dir, extras)
+    plan = plan_install(requirements, before)
+    wanted = [str(r) for r in requirements if plan[canonical(r.name)][0] == "install"]
     if wanted:
         with tempfile.TemporaryDirectory() as tmp:
             hold = Path(tmp) / "hold-torch.txt"   # a constraint: pip may not change torch to satisfy anything

@@ -117,7 +117,7 @@ def settings_of(config, params: list[Param]) -> dict:
     makes them a study's first trial, so the search starts from the settings you trust and its best is at
     least as good as them on validation. A value outside its searched range is left to the sampler."""
     values = {p.name: getattr(config, SEARCHABLE[p.name]) for p in params}
-    return {name: v for p in params for name, v in [(p.name, values[p.name])] if p.contains(v)}
+    return {p.name: values[p.name] for p in params if p.contains(values[p.name])}
 
 
 class ReportAndPrune(TrainerCallback):

@@ -208,6 +208,11 @@ def test_labkit_search_prints_trials_writes_the_best_config_and_resumes(tmp_path
     captured = capsys.readouterr()
     assert "resuming the study" in captured.err + captured.out
     assert len(search.open_study(tmp_path / "search" / "study.db").trials) == 2
+    # another search into the same folder is refused, and the study there is left as it was
+    path.write_text(path.read_text().replace("high: 1.0e-2", "high: 5.0e-2"))
+    assert cli.main(["search", "--config", str(path)]) == 2
+    assert "holds a search made from other settings or ranges" in capsys.readouterr().err
+    assert len(search.open_study(tmp_path / "search" / "study.db").trials) == 2
 
 
 @pytest.mark.parametrize("block, expected", [
