@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from labkit import adapters, data, env, evaluate, export, lessons, models, timing
+from labkit import adapters, data, env, evaluate, export, lessons, lora_base, models, timing
 from tone_test import correct, tone_test
 
 # each setting: int4_options passed over labkit's defaults (export.DEFAULT_INT4_OPTIONS); None removes one
@@ -30,12 +30,23 @@ SETTINGS = {
     "k_quant": {"algo_config": "k_quant"},
     "block_16": {"block_size": 16},
     "lm_head_fp32": {"nodes_to_exclude": "/lm_head/MatMul"},      # output layer (and the tied embeddings) unquantised
-    "all_4bit": {"matmul_mixed_precision": None},                 # no 8-bit layers at all
+    "all_4bit": {"matmul_mixed_precision": None, "int8_nodes": None},  # no 8-bit layers at all
     "k_quant_acc1": {"algo_config": "k_quant", "accuracy_level": 1},
     "accuracy_level_2": {"accuracy_level": 2},                   # fp16 activations
     "accuracy_level_3": {"accuracy_level": 3},                   # bf16 activations (AMX, AVX512-BF16)
     "block_16_k_quant": {"block_size": 16, "algo_config": "k_quant"},
     "fp32": None,                                                 # the unquantised export: the reference
+    # 8 bits by node name (labkit's int8_nodes; layers.* = every layer; qkv_proj = q, k and v apart here)
+    "presets_only": {"int8_nodes": None},                         # labkit's default before: LM head + "mixed" layers
+    "presets_only_qk_float": {"int8_nodes": None,                 # and before that: q/k of the 8-bit layers in float
+                              "nodes_to_exclude": ",".join(f"/model/layers.{i}/attn/{p}/MatMul"
+                                                           for i in lora_base.mixed_layers(30) for p in ("q_proj", "k_proj"))},
+    "down_int8": {"int8_nodes": "/model/layers.*/mlp/down_proj/MatMul"},
+    "qkv_int8": {"int8_nodes": "/model/layers.*/attn/qkv_proj/MatMul"},
+    "all_int8_but_o": {"int8_nodes": ",".join(f"/model/layers.*/{m}/MatMul" for m in
+                                              ("attn/qkv_proj", "mlp/gate_proj", "mlp/up_proj", "mlp/down_proj"))},
+    "all_int8": {"int8_nodes": ",".join(f"/model/layers.*/{m}/MatMul" for m in
+                                        ("attn/qkv_proj", "attn/o_proj", "mlp/gate_proj", "mlp/up_proj", "mlp/down_proj"))},
 }
 
 

@@ -192,14 +192,18 @@ def _builder_options(model_dir: Path, precision: str, targets: list[str], int4_o
     n_layers = json.loads((model_dir / "config.json").read_text())["num_hidden_layers"]
     lora_nodes = [_builder_node(i, t, w) for i in range(n_layers) for t in targets for w in "AB"]
     extra = [n for n in str(options.get("nodes_to_exclude", "")).split(",") if n]
+    # With LoRA the builder keeps q/k/v apart (LoRA inputs join each): a packed qkv_proj named
+    # for 8 bits means its three parts.
+    int8 = [n.replace("/qkv_proj/", f"/{p}/") for n in str(options.get("int8_nodes", "")).split(",") if n
+            for p in (("q_proj", "k_proj", "v_proj") if "/qkv_proj/" in n else ("qkv_proj",))]
     if "mixed_layers" in str(options.get("matmul_mixed_precision", "")):
-        # The builder's "mixed_layers" puts the packed qkv_proj of the sensitive layers in 8 bits. With
-        # LoRA the builder keeps q/k/v apart, so only v_proj is matched and q/k fall to 4 bits. The
-        # legacy options cannot ask for 8 bits by node name; keep those q/k in float instead.
-        # Measured (tone adapter, 138 test messages, PyTorch 81.2%): q/k 4-bit 77.5% (110 MB),
-        # q/k float 78.3% (131 MB).
-        extra += [f"/model/layers.{i}/attn/{p}/MatMul" for i in _mixed_layers(n_layers) for p in ("q_proj", "k_proj")]
+        # The builder's "mixed_layers" puts the packed qkv_proj of the sensitive layers in 8 bits;
+        # apart, only v_proj is matched and q/k would fall to 4 bits: name them for 8 bits. (Kept in
+        # float before labkit could name them: bench/int4_options.py, seed 0's adapters, the same
+        # share of the gain kept, tone 1.00 -> 1.02, recipes 0.87 -> 0.85, at 135 -> 118 MB.)
+        int8 += [f"/model/layers.{i}/attn/{p}/MatMul" for i in mixed_layers(n_layers) for p in ("q_proj", "k_proj")]
     options["nodes_to_exclude"] = ",".join(extra + lora_nodes)
+    options["int8_nodes"] = ",".join(dict.fromkeys(int8))
     return options
 
 
@@ -218,7 +222,7 @@ def _quiet_option_echo(n_excluded: int):
             print(line)
 
 
-def _mixed_layers(n: int) -> list[int]:
+def mixed_layers(n: int) -> list[int]:
     """The layers the builder's "mixed_layers" option treats as sensitive (llama.cpp's choice)."""
     return [i for i in range(n) if i < n / 8 or i >= 7 * n / 8 or (i - round(n / 8)) % 3 == 2]
 

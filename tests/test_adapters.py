@@ -1,6 +1,7 @@
 """Tests for labkit.adapters on tiny random Llamas built here (no download, seconds)."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -175,10 +176,19 @@ def test_int4_base_keeps_lora_in_float(tiny, peft_dirs, multi_fp32, tmp_path):
     lora = [n for n in graph.node if "/lora_" in n.name and n.name.endswith("MatMul")]
     assert lora and all(n.op_type == "MatMul" for n in lora)  # LoRA stays float32
     ops = {n.name: n.op_type for n in graph.node}
-    # base projections + LM head quantised, except q/k of the "mixed" (sensitive) layers: of 2, layer 0
-    assert sum(op == "MatMulNBits" for op in ops.values()) == 2 * 7 + 1 - 2
-    assert ops["/model/layers.0/attn/q_proj/MatMul"] == "MatMul" and ops["/model/layers.0/attn/k_proj/MatMul"] == "MatMul"
-    assert "/model/layers.1/attn/q_proj/MatMul" not in ops  # quantised (renamed ..._Q4)
+    # base projections + LM head quantised; q, k and v in 8 bits as labkit's default puts a merged export's
+    # packed qkv_proj (the builder keeps them apart here), down_proj too; o, gate and up in 4 bits
+    assert sum(op == "MatMulNBits" for op in ops.values()) == 2 * 7 + 1
+    bits = {re.sub(r"_Q\d+$", "", n.name): a.i for n in graph.node for a in n.attribute if a.name == "bits"}
+    assert {bits[f"/model/layers.{i}/{m}/MatMul"] for i in (0, 1) for m in ("attn/q_proj", "attn/k_proj", "attn/v_proj",
+                                                                           "mlp/down_proj")} == {8}
+    assert {bits[f"/model/layers.{i}/{m}/MatMul"] for i in (0, 1) for m in ("attn/o_proj", "mlp/gate_proj", "mlp/up_proj")} == {4}
+    # with the presets alone, the "mixed" layers' (of 2, layer 0) q and k go to 8 bits with their v
+    presets = build_base(tiny, "all-linear", precision="int4", out=tmp_path / "presets-int4", int4_options={"int8_nodes": None})
+    graph = onnx.load(str(presets / "model.onnx"), load_external_data=False).graph
+    bits = {re.sub(r"_Q\d+$", "", n.name): a.i for n in graph.node for a in n.attribute if a.name == "bits"}
+    assert {bits[f"/model/layers.0/attn/{p}_proj/MatMul"] for p in "qkv"} == {8}
+    assert {bits[f"/model/layers.1/attn/{p}_proj/MatMul"] for p in "qkv"} == {4}
     assert export.folder_size_mb(out / "model.onnx.data") < export.folder_size_mb(multi_fp32 / "model.onnx.data") / 2
     # the same adapter file fits the fp32 and the int4 base (same model, same LoRA inputs)
     check_adapter_file(multi_fp32 / "all.onnx_adapter", out)

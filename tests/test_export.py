@@ -222,6 +222,59 @@ def test_int4_export(tiny, fp32_dir, tmp_path):
     assert isinstance(GenAIModel(out).generate("hello", max_new_tokens=4), str)
 
 
+def matmul_bits(folder) -> dict:
+    """Bits of every quantised node of an export, by node name without the builder's _Q4/_Q8 suffix
+    ("/model/layers.0/mlp/down_proj/MatMul": 8)."""
+    import re
+
+    import onnx
+
+    graph = onnx.load(str(Path(folder) / "model.onnx"), load_external_data=False).graph
+    return {re.sub(r"_Q\d+$", "", n.name): a.i for n in graph.node for a in n.attribute if a.name == "bits"}
+
+
+def test_named_int8_overrides_keep_the_flat_options_order():
+    options = {"block_size": 32, "nodes_to_exclude": "/lm_head/MatMul", "int8_nodes": "/model/layers.*/mlp/down_proj/MatMul",
+               "matmul_mixed_precision": "last_matmul:int8,mixed_layers:int8"}
+    flat, target = export.named_int8_overrides(options, {"num_hidden_layers": 2, "tie_word_embeddings": True})
+    assert flat == {"block_size": 32}
+    assert target["quant_config"]["weights"] == {"op_types": ["MatMul", "Gather"], "overrides": [
+        {"match": {"name": "/lm_head/MatMul"}, "exclude": True},        # kept in float: first match wins
+        {"match": {"name": "/model/layers.0/mlp/down_proj/MatMul"}, "type": "int8"},
+        {"match": {"name": "/model/layers.1/mlp/down_proj/MatMul"}, "type": "int8"},
+        {"match": {"preset": "last_matmul"}, "type": "int8"},
+        {"match": {"preset": "mixed_layers"}, "type": "int8"}]}
+    # no node named: the flat options go to the builder as they are
+    assert export.named_int8_overrides({"block_size": 32}, {}) == ({"block_size": 32}, None)
+
+
+def test_int4_export_with_named_int8_nodes(tiny, tmp_path):
+    out = export_onnx(tiny, precision="int4", out=tmp_path / "int8-up",
+                      int4_options={"int8_nodes": "/model/layers.*/mlp/up_proj/MatMul"})
+    bits = matmul_bits(out)
+    presets = matmul_bits(export_onnx(tiny, precision="int4", out=tmp_path / "presets", int4_options={"int8_nodes": None}))
+    # every up_proj in 8 bits (the names replace labkit's default ones); everything else as the presets alone have it
+    assert bits == {k: 8 if "/up_proj/" in k else v for k, v in presets.items()}
+    assert {bits["/model/layers.0/mlp/up_proj/MatMul"], bits["/model/layers.1/mlp/up_proj/MatMul"]} == {8}
+    assert presets["/model/layers.1/mlp/up_proj/MatMul"] == 4
+    # the tied embedding table is still the LM head's 8-bit copy, not a float table
+    assert bits["/model/embed_tokens/GatherBlockQuantized"] == 8
+    assert isinstance(GenAIModel(out).generate("hello", max_new_tokens=4), str)
+    # a node the model does not have: the builder's own message, naming it
+    with pytest.raises(RuntimeError, match="did not match an emitted node: /model/layers.9/mlp/down_proj/MatMul"):
+        export_onnx(tiny, precision="int4", out=tmp_path / "bad", int4_options={"int8_nodes": "/model/layers.9/mlp/down_proj/MatMul"})
+
+
+@pytest.mark.parametrize("family", ["qwen2", "gemma2", "phi3", "mistral", "granite"])
+def test_int4_defaults_name_8_bit_nodes_every_family_has(family, tmp_path):
+    """labkit's default 8-bit nodes (q, k, v and down_proj of every layer) are builder names of every
+    family it exports: a name the model lacks would fail the build."""
+    folder = make_tiny_model(tmp_path / f"tiny-{family}", family)
+    bits = matmul_bits(export_onnx(folder, precision="int4", out=tmp_path / f"{family}-int4"))
+    assert all(bits[f"/model/layers.{i}/{m}/MatMul"] == 8 for i in range(2) for m in ("attn/qkv_proj", "mlp/down_proj"))
+    assert bits["/model/layers.0/attn/o_proj/MatMul"] == 4
+
+
 def test_adapter_is_merged(tiny, fp32_dir, tmp_path):
     from peft import LoraConfig, get_peft_model
 
