@@ -36,6 +36,7 @@ from .cli_flags import (  # noqa: F401  (CLIError is part of this module's API)
     common_flags,
     data_flags,
     export_flags,
+    fill_task_defaults,
     finetune_flags,
     positive_float,
     parse_run_config,
@@ -142,10 +143,9 @@ def _finetune(args) -> int:
 
     from . import data, models, train
 
-    cfg = train_config(args)  # flags first, then data, then the model: cheap checks first
-    if cfg.early_stopping_patience and not args.eval_steps:
-        raise CLIError("--early_stopping_patience needs --eval_steps: it watches the validation loss.")
-    task = load_task(args)
+    task = load_task(args)   # data before the model: cheap checks first
+    chosen = fill_task_defaults(args, task.kind)
+    cfg = train_config(args)
     train_records, eval_records = training_records(args, task)
     base = resolve_model(args.model_name_or_path)
     from transformers import AutoTokenizer
@@ -161,6 +161,8 @@ def _finetune(args) -> int:
     if train.is_main_process():
         print(f"{task.kind} task: {len(train_pairs)} training and {len(eval_pairs)} validation "
               f"examples from {task.source}" + (f", labels {task.labels}" if task.labels else ""))
+        if chosen:
+            print(f"defaults for a {task.kind} task: " + ", ".join(f"--{k} {v:g}" for k, v in chosen.items()))
     try:
         result = train.finetune(model, tok, train_pairs, eval_pairs, cfg, output_dir=args.output_path,
                                 live_plot=False, overwrite=args.overwrite)

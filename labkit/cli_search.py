@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .cli_flags import CLIError, parse_run_config, read_run_config
+from .cli_flags import CLIError, fill_task_defaults, parse_run_config, read_run_config
 
 STUDY_KEYS = {"n_trials": 8, "sampler": "tpe", "seed": 0}
 
@@ -70,8 +70,9 @@ def search_command(args) -> int:
 
     path = Path(args.config).expanduser()
     fargs, config, study_cfg, params = read_search_config(path, args.subparsers["finetune"])
-    cfg = train_config(fargs)
     task = load_task(fargs)
+    fill_task_defaults(fargs, task.kind)
+    cfg = train_config(fargs)
     if task.kind != "classification":
         raise CLIError(f"{path}: labkit search scores trials by validation accuracy, so it needs a "
                        f"classification task; {task.source} is a {task.kind} task.")

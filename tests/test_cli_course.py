@@ -54,6 +54,9 @@ def test_own_csv_classification_end_to_end(tmp_path, tiny_folder, capsys):
     assert code == 0
     captured = capsys.readouterr().out
     assert "classification task: 40 training and 5 validation examples" in captured  # 80/10/10 of 50
+    # the flags left unset take a classification task's defaults, and finetune says which
+    assert "defaults for a classification task: --learning_rate 0.002, --eval_steps 1" in captured
+    assert json.loads((out / "adapter" / "labkit_run.json").read_text())["config"]["learning_rate"] == 0.002
     assert (out / "adapter" / "adapter_config.json").is_file()
     pointer = json.loads((out / "model" / cli.BASE_POINTER).read_text())
     assert pointer["base_model"] == str(tiny_folder)
@@ -68,6 +71,22 @@ def test_own_csv_classification_end_to_end(tmp_path, tiny_folder, capsys):
     correct = sum(result["confusion_matrix"][i][i] for i in range(5))
     assert result["accuracy"] == correct / 5 and 0 <= result["macro_f1"] <= 1
     assert "true \\ predicted" in printed
+
+
+def test_unset_training_flags_follow_the_task():
+    from labkit.cli_flags import fill_task_defaults
+
+    parse = cli.build_parser().parse_args
+    args = parse(["finetune"])
+    assert fill_task_defaults(args, "classification") == {"max_steps": 100, "learning_rate": 2e-3, "eval_steps": 25}
+    assert (args.max_steps, args.learning_rate, args.eval_steps) == (100, 2e-3, 25)
+    assert fill_task_defaults(parse(["finetune"]), "generation") == {"max_steps": 50, "learning_rate": 1e-3, "eval_steps": 12}
+    # what the learner set stays; the evaluations follow the steps they chose
+    args = parse(["finetune", "--max_steps", "8", "--learning_rate", "1e-4"])
+    assert fill_task_defaults(args, "classification") == {"eval_steps": 2}
+    assert (args.max_steps, args.learning_rate) == (8, 1e-4)
+    assert fill_task_defaults(parse(["finetune", "--max_steps", "8", "--eval_steps", "3", "--learning_rate", "1e-4"]),
+                              "classification") == {}
 
 
 def test_own_jsonl_generation_is_scored_by_exact_match(tmp_path, tiny_folder, capsys):
