@@ -83,7 +83,8 @@ def test_labkit_finetune_cli_runs_under_accelerate_launch(tmp_path, tiny_folder)
                   "-o", out], tmp_path)
     assert (out / "adapter" / "adapter_model.safetensors").is_file()
     assert (out / "model").is_dir()
-    assert run.stdout.count("Saved to") == 1 and run.stdout.count("classification task:") == 1, run.stdout
+    assert run.stdout.count("Saved to") == 1 and run.stdout.count("classification task: 30 training") == 1, run.stdout
+    assert run.stdout.count("defaults for a classification task:") == 1, run.stdout   # the main process says it once
     assert "global batch 4 = 2 per process x 2 processes" in run.stdout
     record = json.loads((out / "adapter" / "labkit_run.json").read_text())
     assert record["result"]["steps"] == 3
