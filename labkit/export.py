@@ -249,6 +249,11 @@ def _log_tail(log_path: Path, lines: int = 15) -> str:
         return ""
 
 
+def option_names(value) -> list[str]:
+    """A builder option's comma-separated list (``"a,b"``; None or "" for none) as a list."""
+    return [n for n in str(value or "").split(",") if n]
+
+
 def named_int8_overrides(options: dict, config: dict) -> tuple[dict, dict | None]:
     """Turn labkit's ``int8_nodes`` option (comma-separated MatMul node names to keep in 8 bits;
     ``layers.*`` stands for every layer, e.g. ``/model/layers.*/mlp/down_proj/MatMul``) into the
@@ -266,13 +271,13 @@ def named_int8_overrides(options: dict, config: dict) -> tuple[dict, dict | None
     """
     options = dict(options)
     layers = [str(i) for i in range(int(config.get("num_hidden_layers", 0)))]
-    names = [n.replace("layers.*", f"layers.{i}") for n in str(options.pop("int8_nodes", "") or "").split(",") if n
+    names = [n.replace("layers.*", f"layers.{i}") for n in option_names(options.pop("int8_nodes", None))
              for i in (layers if "layers.*" in n else [None])]
     names = list(dict.fromkeys(names))
     if not names:
         return options, None
-    excluded = [n for n in str(options.pop("nodes_to_exclude", "") or "").split(",") if n]
-    presets = [p.split(":") for p in str(options.pop("matmul_mixed_precision", "") or "").split(",") if p]
+    excluded = option_names(options.pop("nodes_to_exclude", None))
+    presets = [p.split(":") for p in option_names(options.pop("matmul_mixed_precision", None))]
     overrides = ([{"match": {"name": n}, "exclude": True} for n in excluded]
                  + [{"match": {"name": n}, "type": "int8"} for n in names if n not in excluded]
                  + [{"match": {"preset": selector}, "type": bits} for selector, bits in presets])

@@ -25,6 +25,7 @@ from .export import (
     check_model_dir,
     check_target,
     folder_fingerprint,
+    option_names,
     read_export_manifest,
     run_builder,
 )
@@ -191,11 +192,8 @@ def _builder_options(model_dir: Path, precision: str, targets: list[str], int4_o
         return options
     n_layers = json.loads((model_dir / "config.json").read_text())["num_hidden_layers"]
     lora_nodes = [_builder_node(i, t, w) for i in range(n_layers) for t in targets for w in "AB"]
-    extra = [n for n in str(options.get("nodes_to_exclude", "")).split(",") if n]
-    # With LoRA the builder keeps q/k/v apart (LoRA inputs join each): a packed qkv_proj named
-    # for 8 bits means its three parts.
-    int8 = [n.replace("/qkv_proj/", f"/{p}/") for n in str(options.get("int8_nodes", "")).split(",") if n
-            for p in (("q_proj", "k_proj", "v_proj") if "/qkv_proj/" in n else ("qkv_proj",))]
+    extra = option_names(options.get("nodes_to_exclude"))
+    int8 = [part for n in option_names(options.get("int8_nodes")) for part in _qkv_apart(n)]
     if "mixed_layers" in str(options.get("matmul_mixed_precision", "")):
         # The builder's "mixed_layers" puts the packed qkv_proj of the sensitive layers in 8 bits;
         # apart, only v_proj is matched and q/k would fall to 4 bits: name them for 8 bits. (Kept in
@@ -205,6 +203,14 @@ def _builder_options(model_dir: Path, precision: str, targets: list[str], int4_o
     options["nodes_to_exclude"] = ",".join(extra + lora_nodes)
     options["int8_nodes"] = ",".join(dict.fromkeys(int8))
     return options
+
+
+def _qkv_apart(node: str) -> list[str]:
+    """With LoRA the builder keeps q, k and v apart (LoRA inputs join each): a packed ``qkv_proj``
+    node name means its three parts; any other name is itself."""
+    if "/qkv_proj/" not in node:
+        return [node]
+    return [node.replace("/qkv_proj/", f"/{p}/") for p in ("q_proj", "k_proj", "v_proj")]
 
 
 @contextlib.contextmanager
