@@ -78,15 +78,15 @@ test: model
 	$(PY) -m pytest tests notebooks --nbval-lax --nbval-cell-timeout=1800 -p no:cacheprovider
 
 course: model
-	$(PY) -m labkit.course notebooks --out course-report
+	$(PY) -m labkit.course.runner notebooks --out course-report
 
 # The learners' copies: each worked solution (cell tag `solution`) replaced by a stub that says
-# what to do and raises YourTurn; the instructor keeps notebooks/ (see labkit/student.py)
+# what to do and raises YourTurn; the instructor keeps notebooks/ (see labkit/course/student.py)
 student: $(STAMP)
-	$(PY) -m labkit.student notebooks --out student
+	$(PY) -m labkit.course.student notebooks --out student
 
 doctor: $(STAMP)
-	$(VENV)/bin/labkit doctor
+	$(VENV)/bin/labkit doctor $(if $(SLOT),--slot $(SLOT),)
 
 # Every wheel `make env` installs, built or downloaded for this OS and Python: torch (the CPU wheel
 # on Linux without an NVIDIA GPU, as `make env` picks it), requirements.txt with all their

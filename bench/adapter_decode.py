@@ -6,7 +6,7 @@ For each set of target modules: trains lesson 01's tone LoRA on those modules on
 otherwise unchanged; all-linear is the lesson's own run), builds an int4 multi-adapter base
 with LoRA inputs on those modules (lesson 07's serving) and an int4 export with the adapter
 merged (lesson 06's), and measures decode tokens/s and time to first token of each
-(``labkit.timing.genai_speed``: 128-token prompt, 64 new tokens) with the adapter active and
+(``labkit.course.timing.genai_speed``: 128-token prompt, 64 new tokens) with the adapter active and
 with none, plus the tone accuracy of the served adapter on the 138 test messages, and what a
 switch costs when serving merges on switch (loading the merged export and its first request). Fewer
 adapted modules mean fewer LoRA MatMuls per token: this measures what that buys and costs.
@@ -17,7 +17,9 @@ import dataclasses
 import time
 from pathlib import Path
 
-from labkit import adapters, env, evaluate, export, lessons, models, timing, train
+from labkit import env, evaluate, models, train
+from labkit.course import lessons, timing
+from labkit.onnx import adapter_files, build, serve
 from tone_test import tone_test
 
 
@@ -45,20 +47,20 @@ def main():
             cfg = dataclasses.replace(config, target_modules=modules)
             run = train.finetune(base, tok, pairs, None, cfg, output_dir=Path(a.out) / f"run-{name}",
                                  reuse=True, live_plot=False, verbose=False)
-        served_dir = adapters.generate_adapter(base_dir, {"tone": run.adapter_dir}, Path(a.out) / f"served-{name}",
+        served_dir = build.generate_adapter(base_dir, {"tone": run.adapter_dir}, Path(a.out) / f"served-{name}",
                                                precision="int4")
-        merged_dir = export.export_onnx(base_dir, adapter_dir=run.adapter_dir, precision="int4",
+        merged_dir = build.export_onnx(base_dir, adapter_dir=run.adapter_dir, precision="int4",
                                         out=Path(a.out) / f"merged-{name}", verbose=False)
-        served = adapters.MultiAdapterModel(served_dir)
+        served = serve.MultiAdapterModel(served_dir)
         start = time.perf_counter()           # merge on switch: a switch loads the task's merged export
-        merged = export.GenAIModel(merged_dir)
+        merged = serve.GenAIModel(merged_dir)
         merged.logits(prompt_ids)
         load_ms = 1e3 * (time.perf_counter() - start)
         with_adapter = timing.genai_speed(served, prompt_ids, 64, adapter="tone")
         no_adapter = timing.genai_speed(served, prompt_ids, 64, adapter=None)
         merged_speed = timing.genai_speed(merged, prompt_ids, 64)
         predicted = served.classify(ids, labels, label_ids, adapter="tone")
-        rows.append({"targets": targets, "adapter MB": export.folder_size_mb(served_dir / f"tone{adapters.SUFFIX}"),
+        rows.append({"targets": targets, "adapter MB": build.folder_size_mb(served_dir / f"tone{adapter_files.SUFFIX}"),
                      "accuracy": evaluate.classification_report(tone["gold"], predicted, labels)["accuracy"],
                      "adapter": with_adapter, "none": no_adapter, "merged": merged_speed, "load ms": load_ms})
         r = rows[-1]

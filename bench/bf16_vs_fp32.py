@@ -21,7 +21,8 @@ import math
 import numpy as np
 import torch
 
-from labkit import data, env, evaluate, lessons, models, train
+from labkit import data, env, evaluate, models, train
+from labkit.course import lessons
 from tone_test import correct, tone_test
 
 # two-sided 95% quantiles of Student's t, by degrees of freedom (no scipy needed)

@@ -3,7 +3,7 @@
     python bench/course_margins.py                       # seeds 0 1 2, lessons 01-08
     python bench/course_margins.py --seeds 3 4 --lessons 04 05
 
-Every check a lesson makes on a measured number goes through ``labkit.course.claim``, which records
+Every check a lesson makes on a measured number goes through ``labkit.course.claims.claim``, which records
 the number, its bound and its margin (how far the number is from failing). This script runs each
 lesson headless (as ``make course`` does) once per ``LABKIT_SEED``: every training run, bootstrap
 resample and sampled answer then draws other random numbers. It prints, per claim, the measured
@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from labkit.course import run_notebook  # noqa: E402
+from labkit.course.runner import run_notebook  # noqa: E402
 
 
 def run_seed(seed: int, notebooks: list[Path], out: Path) -> dict:

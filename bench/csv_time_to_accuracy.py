@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from labkit import evaluate, models, tasks
+from labkit import data, evaluate, models
 
 HERE = Path(__file__).resolve().parent
 BEFORE = "--max_steps 50 --learning_rate 1e-3 --eval_steps 10"     # finetune's defaults before they followed the task
@@ -82,7 +82,7 @@ def main():
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     a = p.parse_args()
 
-    task = tasks.load_task(a.csv, a.template)
+    task = data.load_task(a.csv, a.template)
     n_train, n_test = len(task.split("train", "train")), len(task.split("test", "test"))
     rows = []
     with tempfile.TemporaryDirectory(prefix="labkit-csv-tta-") as tmp:

@@ -19,11 +19,11 @@ at a time, over ``--requests`` prompts of the tone test split.
 The llama.cpp row (``llama-cpp-python``, an optional extra: ``pip install -e ".[bench]"``, which
 compiles llama.cpp, minutes on 2 cores) runs the GGUF file the course ships (Q4_1, the *base*
 model: no adapter); it is left out with a note when the package is not installed. The ONNX
-models are loaded the way labkit loads them (``labkit.export.session_config``: every core).
+models are loaded the way labkit loads them (``labkit.onnx.serve.session_config``: every core).
 
 Every backend runs in its own subprocess (this script with ``--worker``), so the memory
 numbers do not mix. One warm-up run, then the median of ``--runs`` runs. The ONNX models
-are built (and cached) with ``labkit.export.export_onnx``; with ``--adapter_dir`` the LoRA
+are built (and cached) with ``labkit.onnx.build.export_onnx``; with ``--adapter_dir`` the LoRA
 adapter is merged into every backend. Prints one Markdown table.
 """
 
@@ -115,7 +115,7 @@ def bench_onnx(path, ids, new_tokens, runs, threads=None):
     """Yield (ttft_s, decode_s) per run for onnxruntime-genai (greedy, EOS ignored via min_length)."""
     import onnxruntime_genai as og
 
-    from labkit.export import session_config
+    from labkit.onnx.serve import session_config
 
     model = og.Model(session_config(path, threads))
     for _ in range(runs + 1):
@@ -166,7 +166,7 @@ def classify_requests(kind, path, adapter_dir, prompts, threads=None):
                 ids = tok(prompt, return_tensors="pt").input_ids
                 return model(ids, logits_to_keep=1).logits[0, -1]
     else:
-        from labkit.export import GenAIModel
+        from labkit.onnx.serve import GenAIModel
 
         onnx = GenAIModel(path, threads)
 
@@ -251,7 +251,7 @@ def main(argv=None):
         return worker(args)
 
     sys.path.insert(0, str(ROOT))
-    from labkit.export import export_onnx, folder_size_mb
+    from labkit.onnx.build import export_onnx, folder_size_mb
 
     if args.model_dir is None:
         from labkit.models import base_model_path

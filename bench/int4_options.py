@@ -5,7 +5,7 @@
 Builds lesson 07's int4 multi-adapter base (the tone and recipes LoRA adapters of lessons 01
 and 02, served at runtime on one base) once per int4 setting below, then measures each:
 size on disk, decode tokens/s and time to first token (128-token prompt, 64 new tokens,
-``labkit.timing.genai_speed``), tone accuracy on the 138 test messages and recipes item F1 on
+``labkit.course.timing.genai_speed``), tone accuracy on the 138 test messages and recipes item F1 on
 ``--recipes`` test recipes, both with the adapter of that task active. The PyTorch scores
 with and without each adapter give the gain; "share kept" = (int4 - base) / (PyTorch - base),
 with a 95% paired bootstrap interval over the test examples (lesson 04).
@@ -20,10 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from labkit import adapters, data, env, evaluate, export, lessons, lora_base, models, timing
+from labkit import data, env, evaluate, models
+from labkit.course import lessons, timing
+from labkit.onnx import adapter_files, build, serve
 from tone_test import correct, tone_test
 
-# each setting: int4_options passed over labkit's defaults (export.DEFAULT_INT4_OPTIONS); None removes one
+# each setting: int4_options passed over labkit's defaults (build.DEFAULT_INT4_OPTIONS); None removes one
 SETTINGS = {
     "default": {},
     "accuracy_level_1": {"accuracy_level": 1},                   # fp32 activations in the 4/8-bit MatMuls
@@ -40,7 +42,7 @@ SETTINGS = {
     "presets_only": {"int8_nodes": None},                         # labkit's default before: LM head + "mixed" layers
     "presets_only_qk_float": {"int8_nodes": None,                 # and before that: q/k of the 8-bit layers in float
                               "nodes_to_exclude": ",".join(f"/model/layers.{i}/attn/{p}/MatMul"
-                                                           for i in lora_base.mixed_layers(30) for p in ("q_proj", "k_proj"))},
+                                                           for i in build.mixed_layers(30) for p in ("q_proj", "k_proj"))},
     "down_int8": {"int8_nodes": "/model/layers.*/mlp/down_proj/MatMul"},
     "qkv_int8": {"int8_nodes": "/model/layers.*/attn/qkv_proj/MatMul"},
     "all_int8_but_o": {"int8_nodes": ",".join(f"/model/layers.*/{m}/MatMul" for m in
@@ -106,15 +108,15 @@ def main():
     for name in a.settings.split(","):
         start = time.perf_counter()
         precision = "fp32" if SETTINGS[name] is None else "int4"
-        folder = adapters.build_base(base_dir, "all-linear", precision=precision, out=root / name,
+        folder = build.build_base(base_dir, "all-linear", precision=precision, out=root / name,
                                      int4_options=SETTINGS[name])
         for task, d in adapter_dirs.items():
-            adapters.convert_adapter(d, folder, folder / f"{task}{adapters.SUFFIX}")
+            build.convert_adapter(d, folder, folder / f"{task}{adapter_files.SUFFIX}")
         build_s = time.perf_counter() - start
-        m = adapters.MultiAdapterModel(folder)
+        m = serve.MultiAdapterModel(folder)
         scores = onnx_scores(m, tok, tone, recipes)
         speed = timing.genai_speed(m, prompt_ids, 64, adapter="tone")
-        size = sum(export.folder_size_mb(f) for f in folder.iterdir() if not f.name.endswith(adapters.SUFFIX))
+        size = sum(build.folder_size_mb(f) for f in folder.iterdir() if not f.name.endswith(adapter_files.SUFFIX))
         kept = {t: share_kept(scores[t], floor[t], top[t]) for t in scores}
         rows.append({"setting": name, "options": SETTINGS[name], "MB": size, "build s": build_s, **speed,
                      "tone": scores["tone"].mean(), "tone kept": kept["tone"],

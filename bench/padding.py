@@ -20,7 +20,8 @@ import torch
 from transformers import AutoTokenizer
 from transformers.trainer_pt_utils import get_length_grouped_indices
 
-from labkit import lessons, models, tasks
+from labkit import data, models
+from labkit.course import lessons
 
 HERE = Path(__file__).resolve().parent
 
@@ -42,7 +43,7 @@ def main():
     a = p.parse_args()
 
     tok = AutoTokenizer.from_pretrained(models.base_model_path())
-    reviews = tasks.load_task(str(HERE / "data" / "reviews.csv"), "{text} -> {label}")
+    reviews = data.load_task(str(HERE / "data" / "reviews.csv"), "{text} -> {label}")
     sets = {"tone (lesson 01)": lessons.tone_recipe()[1], "recipes (lesson 02)": lessons.recipes_recipe()[1],
             "reviews.csv (a learner's CSV)": reviews.pairs(reviews.split("train", "train"))}
     print(f"| training set | examples | tokens per example (median, max) | padding, length-grouped batches of {a.batch} "

@@ -20,7 +20,8 @@ import argparse
 import dataclasses
 import math
 
-from labkit import env, evaluate, lessons, models, train
+from labkit import env, evaluate, models, train
+from labkit.course import lessons
 from tone_test import correct, tone_test
 
 

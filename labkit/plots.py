@@ -64,6 +64,8 @@ def loss_curve(history, title: str = "Training", ax=None):
     return ax
 
 
+
+
 class LiveLossPlot(TrainerCallback):
     """Redraws the loss curve in the notebook each time the trainer logs.
     Outside a notebook it does nothing (the trainer's progress bar still shows)."""
@@ -117,7 +119,7 @@ def confusion_matrix(matrix, labels, title: str = "Confusion matrix", ax=None):
     return ax
 
 
-def interval_widths(intervals: dict, axes=None):
+def interval_width_plot(intervals: dict, axes=None):
     """Lesson 04's picture of ``labkit.evaluate.interval_widths``: left, the mean 95% interval width
     against n for the percentile bootstrap and the Wilson interval, with c/sqrt(n) fitted to
     Wilson's; right, the share of subsets whose bootstrap interval collapsed to width 0."""

@@ -211,7 +211,7 @@ def classification_objective(load_model, tokenizer, train_pairs, eval_pairs, lab
     measured, reported and judged by the pruner; the score is the accuracy after the last step. Each
     trial's run goes to ``$LABKIT_HOME/runs``, in a folder named after its fingerprint, and is loaded
     instead of trained when the same settings come again."""
-    from . import evaluate, train
+    from labkit import evaluate, train
 
     prompts = list(prompts) if prompts is not None else [p["prompt"] for p in eval_pairs]
     golds = list(golds) if golds is not None else [p["completion"].strip() for p in eval_pairs]

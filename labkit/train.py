@@ -7,7 +7,7 @@ loss on the completion only. What it adds to TRL is small and visible:
   bf16 and checkpointing, made a step ~15x slower on an AVX2 CPU; on a CPU with native bf16,
   bf16 trains as well but is hardly faster, see :func:`labkit.env.train_dtype`), bf16/fp16 and
   checkpointing on a GPU;
-- on a CPU, the output layer runs on the answer tokens only (``labkit.answer_loss``);
+- on a CPU, the output layer runs on the answer tokens only (``labkit.train``);
 - a live loss plot, validation loss at intervals, optional early stopping;
 - checkpoints in ``output_dir`` that a re-run resumes from, and the final adapter saved
   atomically with its config and a small model card.
@@ -16,26 +16,23 @@ loss on the completion only. What it adds to TRL is small and visible:
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
 import time
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from transformers import TrainerCallback
+from transformers.utils import ModelOutput
+from trl import SFTTrainer
 
-from . import env
-from .env import is_main_process, world_size  # noqa: F401  (train.is_main_process: the lessons' name)
-from .runs import (  # noqa: F401  (train.fingerprint, train.last_checkpoint... as before)
-    RUN_FINGERPRINT,
-    RunConflictError,
-    fingerprint,
-    last_checkpoint,
-    refuse_another_run,
-    resumable_checkpoint,
-)
+from labkit import env
+from labkit.env import is_main_process, world_size  # noqa: F401  (train.is_main_process: the lessons' name)
 
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -80,7 +77,7 @@ class TrainConfig:
     gradient_checkpointing: bool | None = None  # recompute activations: less memory, more compute
     eval_batch_size: int | None = None  # None: max(batch_size, 16)
     modules_to_save: list | None = None  # layers trained and saved in full next to LoRA (e.g. ["lm_head"])
-    answer_only_logits: bool = True  # CPU: run the output layer on answer tokens only (labkit.answer_loss);
+    answer_only_logits: bool = True  # CPU: run the output layer on answer tokens only (labkit.train);
                                      # False: TRL's loss, which scores every position on a CPU
 
     def __post_init__(self):
@@ -127,6 +124,7 @@ class TrainConfig:
 
 @dataclass
 class TrainResult:
+    """What :func:`finetune` returns: the model, where it saved, and what the run measured."""
     model: object                    # the trained model (a PeftModel for lora/qlora)
     output_dir: Path                 # checkpoints and logs
     adapter_dir: Path                # the saved adapter (or full model)
@@ -173,8 +171,6 @@ def trainer_class(cfg: TrainConfig, dev: str | None = None):
     from trl import SFTTrainer
 
     if cfg.answer_only_logits and (dev or env.device()) == "cpu":
-        from .answer_loss import AnswerOnlySFTTrainer
-
         return AnswerOnlySFTTrainer
     return SFTTrainer
 
@@ -261,8 +257,8 @@ def finetune(model, tokenizer, train_pairs, eval_pairs=None, config: TrainConfig
       that holds another run (another fingerprint), finished or not, instead of replacing it.
       The command line passes False unless ``--overwrite`` is given.
     """
-    from .atomic import labkit_home
-    from .models import weights_fingerprint
+    from labkit.cache import labkit_home
+    from labkit.models import weights_fingerprint
 
     cfg = config or TrainConfig()
     main = is_main_process()
@@ -338,7 +334,7 @@ def _trainer(model, tokenizer, cfg: TrainConfig, output_dir: Path, train_pairs, 
     from datasets import Dataset
     from transformers import EarlyStoppingCallback
 
-    from .plots import LiveLossPlot
+    from labkit.plots import LiveLossPlot
 
     cbs = list(callbacks)
     if live_plot:
@@ -396,15 +392,14 @@ def _run_summary(trainer, history: list[dict], seconds: float, n_train: int, ver
 
 
 def _print_memory_estimate(model_config, cfg: TrainConfig) -> None:
-    """One line: :func:`labkit.memory.training_memory_gb` for this run (skipped for a model
+    """One line: :func:`labkit.train.training_memory_gb` for this run (skipped for a model
     whose config lacks the sizes it reads: an estimate never stops a run)."""
-    from .memory import training_memory_gb
 
     try:
         estimate = training_memory_gb(model_config, cfg)
     except (AttributeError, TypeError, KeyError):
         return
-    print("memory estimate (labkit.memory.training_memory_gb, at max_length): "
+    print("memory estimate (labkit.train.training_memory_gb, at max_length): "
           + ", ".join(f"{k} {v:.2f} GB" for k, v in estimate.items()))
 
 
@@ -463,10 +458,10 @@ def _adapter_dtype_follows_hardware(model, dtype: torch.dtype) -> None:
 
 
 def _save_atomically(model, tokenizer, adapter_dir: Path, cfg, base_name, fp, history, final, base_weights=None):
-    """Save to a temporary folder, then move it into place (:func:`labkit.atomic.atomic_dir`):
+    """Save to a temporary folder, then move it into place (:func:`labkit.cache.atomic_dir`):
     an interrupted or failed save never leaves a folder that looks like a finished adapter, the
     previous adapter stays until the new one is in place, and two processes take turns."""
-    from .atomic import atomic_dir
+    from labkit.cache import atomic_dir
 
     with atomic_dir(adapter_dir) as tmp:
         model.save_pretrained(tmp)
@@ -491,7 +486,7 @@ def _keep_4bit_trainable(model) -> None:
     """QLoRA on a CPU with AVX512-BF16: stop bitsandbytes from sending the 4-bit layers to its
     inference-only kernel, which has no backward pass (see
     :func:`labkit.models.keep_4bit_weights_trainable`)."""
-    from .models import keep_4bit_weights_trainable
+    from labkit.models import keep_4bit_weights_trainable
 
     keep_4bit_weights_trainable(model)
 
@@ -534,7 +529,7 @@ class ValidationAccuracy(TrainerCallback):
         self.labels, self.prefix = list(labels), prefix
 
     def on_evaluate(self, args, state, control, model=None, metrics=None, **kwargs):
-        from . import evaluate
+        from labkit import evaluate
 
         was_training = model.training
         model.eval()
@@ -546,4 +541,340 @@ class ValidationAccuracy(TrainerCallback):
             state.log_history[-1]["eval_accuracy"] = accuracy
         if metrics is not None:
             metrics["eval_accuracy"] = accuracy
+
+
+# --------------------------------------------------------------------------- a run's identity and folder
+# A run's identity and its folder: the fingerprint of everything that decides what a run
+# produces, the checkpoints in ``output_dir``, resuming from them, and refusing to train into a
+# folder that holds another run. :func:`labkit.train.finetune` uses all of them.
+def fingerprint(cfg: TrainConfig, train_pairs, model_name: str, eval_pairs=None, tokenizer=None,
+                callbacks=(), base_weights: str | None = None) -> str:
+    """A short hash of everything that decides what a run produces: equal inputs, equal run.
+
+    The config, the training and validation pairs (validation drives early stopping and the
+    restored checkpoint), the base model's name and weights (:func:`labkit.models.weights_fingerprint`
+    of its folder), the tokenizer's vocabulary, special tokens and
+    chat template, the callbacks that add metrics (``changes_the_run``), the resolved dtype, the number of processes (the global
+    batch), and the versions of torch, transformers, TRL and PEFT. ``reuse=`` and resuming
+    accept a run only when all of them match."""
+    from importlib.metadata import version
+
+    parts = {
+        "config": dataclasses.asdict(cfg),
+        "train": list(train_pairs),
+        "eval": list(eval_pairs or []),
+        "model": model_name,
+        "base_weights": base_weights,
+        "tokenizer": _tokenizer_identity(tokenizer),
+        # callbacks that only watch (progress, plots) do not count; those that add metrics do
+        "callbacks": sorted(type(c).__name__ for c in callbacks if getattr(c, "changes_the_run", False)),
+        "dtype": str(cfg.train_dtype()),
+        "world_size": world_size(),
+        "versions": {pkg: version(pkg) for pkg in ("torch", "transformers", "trl", "peft")},
+    }
+    h = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
+
+
+def _tokenizer_identity(tokenizer) -> str | None:
+    """A hash of what makes a tokenizer tokenise the way it does: vocabulary, special tokens,
+    chat template."""
+    if tokenizer is None:
+        return None
+    vocab = tokenizer.get_vocab()
+    text = json.dumps({"vocab": sorted(vocab.items()), "special": tokenizer.special_tokens_map,
+                       "chat_template": getattr(tokenizer, "chat_template", None)}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+RUN_FINGERPRINT = "labkit_fingerprint.txt"  # in output_dir: which run its checkpoints belong to
+
+
+def last_checkpoint(output_dir: Path) -> str | None:
+    """The newest *complete* ``checkpoint-N`` folder in ``output_dir``, if any.
+
+    The trainer writes ``trainer_state.json`` last when it saves a checkpoint, so a folder
+    without it is a save that was interrupted (a killed process) and is skipped."""
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        return None
+    complete = [p for p in output_dir.glob("checkpoint-*")
+                if p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").is_file()]
+    if not complete:
+        return None
+    return str(max(complete, key=lambda p: int(p.name.split("-")[-1])))
+
+
+class RunConflictError(ValueError):
+    """The output folder holds another run, which training there would replace."""
+
+
+def refuse_another_run(output_dir: Path, fp: str) -> None:
+    """Raise :class:`RunConflictError` if ``output_dir`` holds a run with another fingerprint:
+    a finished adapter, or checkpoints of an unfinished run. The same run (same fingerprint)
+    is fine: it resumes, or trains again into the same place."""
+    output_dir = Path(output_dir)
+    run_file = output_dir / "adapter" / "labkit_run.json"
+    marker = output_dir / RUN_FINGERPRINT
+    if run_file.is_file():
+        try:
+            info = json.loads(run_file.read_text())
+        except (ValueError, UnicodeDecodeError):
+            info = {}
+        if info.get("fingerprint") != fp:
+            cfg, result = info.get("config", {}), info.get("result", {})
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(run_file.stat().st_mtime))
+            held = (f"a finished {cfg.get('method', '?')} run of {info.get('base_model', '?')} from {when}: "
+                    f"{result.get('steps', '?')} steps, learning rate {cfg.get('learning_rate', '?')}, "
+                    f"{result.get('train_examples', '?')} training examples")
+            raise RunConflictError(f"{output_dir} holds {held}, with other settings or data than this run. "
+                                   "Training here would replace its adapter. Choose another output folder, or "
+                                   "replace it on purpose (--overwrite / overwrite=True).")
+    checkpoint = last_checkpoint(output_dir)
+    if checkpoint and marker.is_file() and marker.read_text().strip() != fp:
+        raise RunConflictError(f"{output_dir} holds an unfinished run with other settings or data "
+                               f"({Path(checkpoint).name}). Training here would delete its checkpoints. Choose "
+                               "another output folder, or replace it on purpose (--overwrite / overwrite=True).")
+
+
+def resumable_checkpoint(output_dir: Path, fp: str, verbose: bool = True) -> str | None:
+    """The checkpoint to resume from: the newest complete one, *if* ``output_dir`` belongs
+    to the same run (same fingerprint). Checkpoints of another run (other data, another
+    learning rate, ...) are removed, so that this run starts from step 0 and never stamps
+    old weights with a new fingerprint."""
+    output_dir = Path(output_dir)
+    marker = output_dir / RUN_FINGERPRINT
+    old = marker.read_text().strip() if marker.is_file() else None
+    checkpoints = sorted(output_dir.glob("checkpoint-*")) if output_dir.is_dir() else []
+    if checkpoints and old != fp:
+        if verbose:
+            print(f"{output_dir} holds checkpoints of a different run (config, data or base model "
+                  "changed): starting from step 0.")
+        for c in checkpoints:
+            shutil.rmtree(c, ignore_errors=True)
+        return None
+    return last_checkpoint(output_dir)
+
+
+# --------------------------------------------------------------------------- the output layer only at the answer tokens
+# Run the output layer only where the loss is computed: on the answer tokens.
+#
+# With completion-only loss a training example is a prompt and an answer, and only the answer's
+# tokens are learned. A causal LM's forward pass still sends *every* position's hidden state
+# through the output layer (576 -> 49,152 numbers per token for SmolLM2: about a fifth of the
+# model's FLOPs) and a softmax over the whole vocabulary, and TRL then keeps only the answer
+# positions. On a GPU, TRL's fused LM head (a Triton kernel) already skips the prompt positions;
+# on a CPU it scores every position. :class:`AnswerOnlySFTTrainer` does what the kernel does, in
+# plain PyTorch: the transformer layers on every token (the answer needs the prompt's context),
+# the output layer and the loss only on the answer tokens. Same loss, same gradients, fewer
+# FLOPs: ``bench/train_throughput.py`` measures the difference, and lesson 02 shows it.
+@dataclass
+class AnswerLogits(ModelOutput):
+    """What a model patched by :func:`add_answer_logits` returns when asked for answer logits."""
+
+    logits: torch.Tensor | None = None   # (n_answer_tokens, vocab), fp32
+    targets: torch.Tensor | None = None  # (n_answer_tokens,): the answer tokens to predict
+
+
+def postprocess_logits(causal_lm, logits: torch.Tensor) -> torch.Tensor:
+    """What some model families do to the output layer's result before the softmax, done here
+    too, so the answer-only loss is the model's own loss:
+
+    - Gemma 2/3: ``final_logit_softcapping`` (cap * tanh(logits / cap));
+    - Cohere: ``logit_scale`` (logits * scale);
+    - Granite: ``logits_scaling`` (logits / scaling).
+
+    A family that does something else is caught by :func:`answer_logits_match` (the trainer then
+    computes the loss from the model's own full logits)."""
+    config = causal_lm.config
+    scale = getattr(causal_lm, "logit_scale", None)          # Cohere keeps it on the model
+    if isinstance(scale, (int, float)):
+        logits = logits * scale
+    scaling = getattr(config, "logits_scaling", None)        # Granite
+    if scaling:
+        logits = logits / scaling
+    cap = getattr(config, "final_logit_softcapping", None)   # Gemma 2 and 3
+    if cap:
+        logits = torch.tanh(logits / cap) * cap
+    return logits
+
+
+def add_answer_logits(causal_lm) -> None:
+    """Patch ``causal_lm.forward`` so that ``model(..., labels=labels, answer_logits=True)``
+    returns :class:`AnswerLogits`: the transformer layers run on every token (the answer needs
+    the prompt's context), the output layer only where the next token is an answer token
+    (``labels != -100``), followed by the model's own logit post-processing
+    (:func:`postprocess_logits`). Without ``answer_logits`` the class's forward runs, so
+    generation is unchanged. Patch the causal LM itself (under PEFT: ``get_base_model()``); the
+    call goes through the outer model, so PEFT, mixed precision and data parallelism apply.
+    (TRL patches the forward the same way for its fused LM head.)"""
+    previous = causal_lm.__dict__.get("forward")   # an earlier patch on this model (TRL's fused LM head), if any
+    inner = getattr(previous, "__func__", None)
+
+    def forward(self, *args, answer_logits=False, labels=None, **kwargs):
+        if not answer_logits:
+            # called with *this* model as self (not a bound method captured here), so a
+            # copy.deepcopy of the model runs with the copy's weights
+            return (inner or type(self).forward)(self, *args, labels=labels, **kwargs)
+        kwargs["use_cache"] = False
+        hidden = self.base_model(*args, **kwargs).last_hidden_state
+        targets = labels[:, 1:]                      # position t predicts token t + 1
+        is_answer = targets != -100
+        answer_hidden = hidden[:, :-1][is_answer]    # (n_answer_tokens, hidden size)
+        lm_head = self.get_output_embeddings()
+        weight_dtype = next(lm_head.parameters()).dtype
+        with torch.autocast(answer_hidden.device.type, enabled=False):  # few rows: fp32 is cheap
+            logits = postprocess_logits(self, lm_head(answer_hidden.to(weight_dtype)).float())
+        return AnswerLogits(logits=logits, targets=targets[is_answer])
+
+    causal_lm.forward = types.MethodType(forward, causal_lm)
+    causal_lm._forward_before_answer_logits = previous
+
+
+def remove_answer_logits(causal_lm) -> None:
+    """Undo :func:`add_answer_logits`: the forward the model had before."""
+    previous = causal_lm.__dict__.pop("_forward_before_answer_logits", None)
+    if previous is None:
+        causal_lm.__dict__.pop("forward", None)
+    else:
+        causal_lm.forward = previous
+
+
+@torch.no_grad()
+def answer_logits_match(causal_lm, tokens: int = 8, atol: float = 1e-3) -> bool:
+    """Whether the patched model's answer logits equal its ordinary forward's logits on a short
+    probe sequence: the live check that the answer-only path computes this model's objective
+    (a model family with its own logit post-processing that :func:`postprocess_logits` does not
+    know fails it)."""
+    device = next(causal_lm.parameters()).device
+    ids = (torch.arange(tokens, device=device).unsqueeze(0) * 7 + 3).remainder(causal_lm.config.vocab_size)
+    labels = ids.clone()
+    labels[:, : tokens // 2] = -100                     # the second half is the "answer"
+    was_training = causal_lm.training
+    causal_lm.eval()                                    # no dropout: the two passes must see the same network
+    try:
+        full = causal_lm(input_ids=ids, use_cache=False).logits[0, tokens // 2 - 1: -1].float()
+        answer = causal_lm(input_ids=ids, labels=labels, answer_logits=True).logits
+    finally:
+        causal_lm.train(was_training)
+    scale = full.abs().max().clamp(min=1.0)
+    return answer.shape == full.shape and bool(((answer - full).abs().max() / scale) < atol)
+
+
+class AnswerOnlySFTTrainer(SFTTrainer):
+    """TRL's ``SFTTrainer`` whose loss runs the output layer on the answer tokens only.
+
+    The loss is TRL's: the answer tokens' cross-entropy, summed and divided by the number of
+    answer tokens in the batch (``num_items_in_batch`` when gradients are accumulated over
+    several batches or averaged over processes). TRL's logged ``entropy`` and
+    ``mean_token_accuracy`` are computed on the same answer tokens."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        model = self.model
+        causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+        add_answer_logits(causal_lm)
+        self.answer_only = answer_logits_match(causal_lm)
+        if not self.answer_only:  # a model whose logits we do not reproduce: its own full forward
+            remove_answer_logits(causal_lm)
+            print(f"note: {type(causal_lm).__name__} post-processes its logits in a way labkit's answer-only "
+                  "output layer does not reproduce; training on the model's own full logits instead (slower, exact).")
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if return_outputs:  # someone wants full logits (compute_metrics): TRL's path builds them
+            return super().compute_loss(model, inputs, True, num_items_in_batch)
+        logits, targets = self._answer_logits(model, inputs)
+        count = targets.numel() if num_items_in_batch is None else num_items_in_batch
+        loss = F.cross_entropy(logits, targets, reduction="sum") / torch.as_tensor(count).clamp(min=1)
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+            # as in TRL and Trainer: num_items_in_batch counts every process's tokens, and
+            # data parallelism averages the processes' gradients
+            loss = loss * self.accelerator.num_processes
+        self._log_answer_metrics(logits.detach(), targets, inputs)
+        return loss
+
+    def _answer_logits(self, model, inputs) -> tuple[torch.Tensor, torch.Tensor]:
+        """fp32 logits at the positions that predict an answer token, and those tokens: from the
+        answer-only output layer, or (for a model it cannot reproduce) from the model's own logits."""
+        if self.answer_only:
+            out = model(**inputs, answer_logits=True)
+            return out.logits, out.targets
+        full = model(**{k: v for k, v in inputs.items() if k != "labels"}).logits
+        targets = inputs["labels"][:, 1:]
+        is_answer = targets != -100
+        return full[:, :-1][is_answer].float(), targets[is_answer]
+
+    def _log_answer_metrics(self, logits, targets, inputs) -> None:
+        """The metrics TRL logs (entropy, token accuracy, tokens seen), on the answer tokens."""
+        mode = "train" if self.model.training else "eval"
+        gather = self.accelerator.gather_for_metrics
+        log_p = torch.log_softmax(logits, dim=-1)
+        n = gather(torch.tensor(targets.numel(), device=logits.device)).sum()
+        entropy = gather(-(log_p.exp() * log_p).sum()).sum()
+        correct = gather((logits.argmax(-1) == targets).sum()).sum()
+        self._metrics[mode]["entropy"].append((entropy / n).item() if n > 0 else 0.0)
+        self._metrics[mode]["mean_token_accuracy"].append((correct / n).item() if n > 0 else 0.0)
+        if mode == "train":
+            self._total_train_tokens += gather(inputs["attention_mask"].sum()).sum().item()
+        self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
+
+
+# --------------------------------------------------------------------------- memory a run needs
+
+
+def training_memory_gb(model_config, cfg, seq_len: int | None = None, dev: str | None = None) -> dict:
+    """An estimate, in GB, of the memory a training run needs on ``dev``, term by term.
+
+    ``model_config`` is the model's config (``model.config``; nothing is loaded), ``cfg`` the
+    :class:`labkit.train.TrainConfig`; sequences are ``seq_len`` tokens (default
+    ``cfg.max_length``, the longest allowed). The terms, so that you can see what to change:
+
+    - ``weights``: every parameter in the weights dtype (NF4 for QLoRA: ~0.5 byte + scales);
+    - ``trainable``: LoRA's parameters (counted on every linear layer: an upper bound when
+      ``target_modules`` names fewer), or all for ``method="full"``, in fp32, their gradients
+      and the optimizer state (AdamW: 8 bytes per parameter; 8-bit AdamW: 2);
+    - ``activations``: what the backward pass needs, per layer and token ~(8·hidden +
+      4·intermediate) values in the training dtype; with gradient checkpointing only each
+      layer's input is kept, plus one layer's activations while it is recomputed;
+    - ``logits``: the output layer's fp32 logits and their gradient at every position (an
+      upper bound: labkit and TRL compute them on answer tokens only).
+
+    Frameworks add workspace and fragmentation on top: keep the total well under the device."""
+    from labkit import env
+
+    dev = dev or env.device()
+    seq_len = seq_len or cfg.max_length
+    h, n_layers = model_config.hidden_size, model_config.num_hidden_layers
+    inter = getattr(model_config, "intermediate_size", 4 * h)
+    vocab = model_config.vocab_size
+    kv = getattr(model_config, "num_key_value_heads", model_config.num_attention_heads)
+    head_dim = getattr(model_config, "head_dim", None) or h // model_config.num_attention_heads
+    per_layer = 2 * h * h + 2 * h * kv * head_dim + 3 * h * inter  # q, o, k, v, gate, up, down
+    embeddings = vocab * h * (1 if getattr(model_config, "tie_word_embeddings", False) else 2)
+    n_params = n_layers * per_layer + embeddings
+
+    weight_bytes = 0.5 + 0.5 / 64 * 4 if cfg.method == "qlora" else env.weights_dtype(dev).itemsize
+    if cfg.method == "full":
+        n_trainable = n_params
+    else:  # LoRA on every linear layer of the blocks: r x (d_in + d_out) each
+        sizes = [(h, h), (h, h), (h, kv * head_dim), (h, kv * head_dim), (h, inter), (h, inter), (inter, h)]
+        n_trainable = n_layers * sum(cfg.r * (a + b) for a, b in sizes)
+    optimizer_bytes = 2 if "8bit" in cfg.optimizer(dev) else 8
+    act_bytes = cfg.train_dtype(dev).itemsize
+    tokens = cfg.batch_size * seq_len
+    full_layer = (8 * h + 4 * inter) * act_bytes * tokens
+    if cfg.uses_gradient_checkpointing(dev):
+        activations = n_layers * h * act_bytes * tokens + full_layer
+    else:
+        activations = n_layers * full_layer
+    terms = {
+        "weights": n_params * weight_bytes,
+        "trainable": n_trainable * (4 + 4 + optimizer_bytes),
+        "activations": activations,
+        "logits": 2 * tokens * vocab * 4,
+    }
+    gb = {k: v / 1e9 for k, v in terms.items()}
+    gb["total"] = sum(gb.values())
+    return gb
+
 

@@ -1,4 +1,4 @@
-"""Tests for labkit.adapters on tiny random Llamas built here (no download, seconds)."""
+"""Tests for labkit.onnx.serve on tiny random Llamas built here (no download, seconds)."""
 
 import json
 import re
@@ -14,9 +14,12 @@ ort = pytest.importorskip("onnxruntime")
 
 from test_export import PROMPTS, load_torch, make_tiny_model  # noqa: E402
 
-from labkit import adapters, export, lora_base  # noqa: E402
-from labkit.adapters import AdapterError, MultiAdapterModel, build_base, check_adapter_file, convert_adapter  # noqa: E402
-from labkit.adapters import generate_adapter  # noqa: E402
+from labkit.cli import main as cli
+from labkit.onnx import adapter_files, build, serve
+from labkit.onnx.adapter_files import AdapterError, check_onnx_adapter  # noqa: E402
+from labkit.onnx.build import build_base, convert_adapter
+from labkit.onnx.serve import MultiAdapterModel
+from labkit.onnx.build import generate_adapter  # noqa: E402
 
 # two adapters with different ranks and targets: the base gets the union of the targets
 ADAPTERS = {"qv": dict(r=4, target_modules=["q_proj", "v_proj", "down_proj"], seed=1),
@@ -82,10 +85,10 @@ def test_generate_adapter_writes_base_and_adapter_files(multi_fp32, peft_dirs):
     import onnx
 
     names = sorted(p.name for p in multi_fp32.iterdir())
-    assert {"genai_config.json", "model.onnx", "model.onnx.data", adapters.BASE_MANIFEST, "qv.onnx_adapter",
+    assert {"genai_config.json", "model.onnx", "model.onnx.data", adapter_files.BASE_MANIFEST, "qv.onnx_adapter",
             "all.onnx_adapter"} <= set(names)
-    manifest = adapters.read_base(multi_fp32)
-    assert manifest["target_modules"] == sorted(adapters.ALL_LINEAR)  # union of both adapters' targets
+    manifest = adapter_files.read_base(multi_fp32)
+    assert manifest["target_modules"] == sorted(build.ALL_LINEAR)  # union of both adapters' targets
     graph = onnx.load(str(multi_fp32 / "model.onnx"), load_external_data=False).graph
     lora_inputs = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim]
                    for i in graph.input if ".lora_" in i.name}
@@ -95,16 +98,16 @@ def test_generate_adapter_writes_base_and_adapter_files(multi_fp32, peft_dirs):
     defaults = {t.name: list(t.dims) for t in graph.initializer if t.name in lora_inputs}
     assert defaults["model.layers.0.self_attn.q_proj.lora_A.weight"] == [64, 0]  # empty default: no update
     # both adapter files are small next to the base
-    base_mb = export.folder_size_mb(multi_fp32 / "model.onnx.data")
-    assert all(export.folder_size_mb(multi_fp32 / f"{n}.onnx_adapter") < base_mb / 5 for n in ADAPTERS)
+    base_mb = build.folder_size_mb(multi_fp32 / "model.onnx.data")
+    assert all(build.folder_size_mb(multi_fp32 / f"{n}.onnx_adapter") < base_mb / 5 for n in ADAPTERS)
 
 
 def test_conversion_round_trip(multi_fp32, peft_dirs):
-    base = adapters.read_base(multi_fp32)
+    base = adapter_files.read_base(multi_fp32)
     for name, folder in peft_dirs.items():
-        peft = adapters.read_peft_adapter(folder)
-        version, stored = adapters.read_adapter_file(multi_fp32 / f"{name}.onnx_adapter")
-        expected = adapters.lora_parameters(peft)
+        peft = adapter_files.read_peft_adapter(folder)
+        version, stored = adapter_files.read_onnx_adapter(multi_fp32 / f"{name}.onnx_adapter")
+        expected = adapter_files.lora_parameters(peft)
         assert sorted(stored) == sorted(expected)
         assert all(np.array_equal(stored[k], expected[k]) for k in stored)
         assert version == base["base"]["id"]
@@ -114,7 +117,7 @@ def test_conversion_round_trip(multi_fp32, peft_dirs):
         delta_peft = ab["scaling"] * ab["B"] @ ab["A"]
         delta_onnx = (stored[f"{module}.lora_A.weight"] @ stored[f"{module}.lora_B.weight"]).T
         assert np.allclose(delta_peft, delta_onnx, atol=1e-6)
-        info = check_adapter_file(multi_fp32 / f"{name}.onnx_adapter", multi_fp32)
+        info = check_onnx_adapter(multi_fp32 / f"{name}.onnx_adapter", multi_fp32)
         assert info["ranks"] == [ADAPTERS[name]["r"]]
 
 
@@ -189,9 +192,9 @@ def test_int4_base_keeps_lora_in_float(tiny, peft_dirs, multi_fp32, tmp_path):
     bits = {re.sub(r"_Q\d+$", "", n.name): a.i for n in graph.node for a in n.attribute if a.name == "bits"}
     assert {bits[f"/model/layers.0/attn/{p}_proj/MatMul"] for p in "qkv"} == {8}
     assert {bits[f"/model/layers.1/attn/{p}_proj/MatMul"] for p in "qkv"} == {4}
-    assert export.folder_size_mb(out / "model.onnx.data") < export.folder_size_mb(multi_fp32 / "model.onnx.data") / 2
+    assert build.folder_size_mb(out / "model.onnx.data") < build.folder_size_mb(multi_fp32 / "model.onnx.data") / 2
     # the same adapter file fits the fp32 and the int4 base (same model, same LoRA inputs)
-    check_adapter_file(multi_fp32 / "all.onnx_adapter", out)
+    check_onnx_adapter(multi_fp32 / "all.onnx_adapter", out)
     # int4 keeps the adapter's effect: its change of the logits follows PyTorch's
     model, tokenizer = peft_model(tiny, peft_dirs["all"])
     m = MultiAdapterModel(out)
@@ -232,21 +235,21 @@ def test_refuses_adapter_of_another_base(tiny, multi_fp32, tmp_path):
     other_multi = generate_adapter(other_dir, [other_adapter], tmp_path / "other-multi")
     stray = shutil.copy(other_multi / "other-adapter.onnx_adapter", tmp_path / "stray.onnx_adapter")
     with pytest.raises(AdapterError, match="converted for another base model"):
-        check_adapter_file(stray, multi_fp32)
+        check_onnx_adapter(stray, multi_fp32)
     m = MultiAdapterModel(multi_fp32, adapters={})
     with pytest.raises(AdapterError, match="another base model"):
         m.load_adapter("stray", stray)
     assert m.adapters == {}
 
     # the same architecture under the same name but with other sizes in the file: refused by shape
-    write_adapter_file(tmp_path / "sizes.onnx_adapter", adapters.read_base(multi_fp32)["base"]["id"], (32, 4), (4, 32))
+    write_adapter_file(tmp_path / "sizes.onnx_adapter", adapter_files.read_base(multi_fp32)["base"]["id"], (32, 4), (4, 32))
     with pytest.raises(AdapterError, match="maps 32 -> 32 features but the base's layer maps 64 -> 64"):
-        check_adapter_file(tmp_path / "sizes.onnx_adapter", multi_fp32)
+        check_onnx_adapter(tmp_path / "sizes.onnx_adapter", multi_fp32)
 
 
 def test_refuses_targets_the_base_was_not_built_for(tiny, peft_dirs, multi_fp32, tmp_path):
     qv_base = build_base(tiny, ["q_proj", "v_proj"], out=tmp_path / "qv-base")
-    assert adapters.read_base(qv_base)["target_modules"] == ["q_proj", "v_proj"]
+    assert adapter_files.read_base(qv_base)["target_modules"] == ["q_proj", "v_proj"]
     with pytest.raises(AdapterError, match=r"no LoRA inputs for.*down_proj.*built for \['q_proj', 'v_proj'\]"):
         convert_adapter(peft_dirs["qv"], qv_base)
     # the all-linear file from the other export of the same model: same base id, refused at load
@@ -260,7 +263,7 @@ def test_refuses_targets_the_base_was_not_built_for(tiny, peft_dirs, multi_fp32,
     ids = tokenizer(PROMPTS[0])["input_ids"]
     assert np.abs(m.logits(ids, adapter="q") - torch_logits(model, ids)).max() < 1e-4
     # an A/B rank mismatch in a file
-    write_adapter_file(tmp_path / "ranks.onnx_adapter", adapters.read_base(qv_base)["base"]["id"], (64, 4), (8, 64))
+    write_adapter_file(tmp_path / "ranks.onnx_adapter", adapter_files.read_base(qv_base)["base"]["id"], (64, 4), (8, 64))
     with pytest.raises(AdapterError, match="lora_A of rank 4 but lora_B of rank 8"):
         m.load_adapter("ranks", tmp_path / "ranks.onnx_adapter")
 
@@ -271,9 +274,9 @@ def test_refuses_corrupt_files_and_unsupported_adapters(tiny, multi_fp32, tmp_pa
     (tmp_path / "garbage.onnx_adapter").write_bytes(b"not an adapter at all" * 10)
     for name in ("truncated", "garbage"):
         with pytest.raises(AdapterError, match=f"{name}.onnx_adapter is not a readable .onnx_adapter file"):
-            check_adapter_file(tmp_path / f"{name}.onnx_adapter", multi_fp32)
+            check_onnx_adapter(tmp_path / f"{name}.onnx_adapter", multi_fp32)
     with pytest.raises(FileNotFoundError, match="missing.onnx_adapter"):
-        check_adapter_file(tmp_path / "missing.onnx_adapter", multi_fp32)
+        check_onnx_adapter(tmp_path / "missing.onnx_adapter", multi_fp32)
     dora = save_adapter(tiny, tmp_path / "dora", r=4, target_modules=["q_proj"], seed=6, use_dora=True)
     with pytest.raises(AdapterError, match="use_dora"):
         convert_adapter(dora, multi_fp32)
@@ -282,24 +285,24 @@ def test_refuses_corrupt_files_and_unsupported_adapters(tiny, multi_fp32, tmp_pa
 
 
 def test_base_build_is_cached_and_atomic(tiny, tmp_path, monkeypatch):
-    real, calls = lora_base.run_builder, []
+    real, calls = build.run_builder, []
 
     def failing(*args):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(lora_base, "run_builder", failing)
+    monkeypatch.setattr(build, "run_builder", failing)
     out = tmp_path / "bases" / "b"
     with pytest.raises(RuntimeError, match="boom"):
         build_base(tiny, ["q_proj"], out=out)
-    # nothing half-built left behind (the lock file of labkit.atomic stays: it is empty and reused)
+    # nothing half-built left behind (the lock file of labkit.cache stays: it is empty and reused)
     assert [p.name for p in out.parent.iterdir()] in ([], [".b.lock"])
-    monkeypatch.setattr(lora_base, "run_builder", lambda *a: (calls.append(a), real(*a)))
+    monkeypatch.setattr(build, "run_builder", lambda *a: (calls.append(a), real(*a)))
     assert build_base(tiny, ["q_proj"], out=out) == out and len(calls) == 1
     (out / "kept.onnx_adapter").write_bytes(b"x")
     assert build_base(tiny, ["q_proj"], out=out) == out and len(calls) == 1   # cached
     assert (out / "kept.onnx_adapter").exists()
     build_base(tiny, ["q_proj", "v_proj"], out=out)                           # other targets: rebuilt
-    assert len(calls) == 2 and adapters.read_base(out)["target_modules"] == ["q_proj", "v_proj"]
+    assert len(calls) == 2 and adapter_files.read_base(out)["target_modules"] == ["q_proj", "v_proj"]
     with pytest.raises(ValueError, match="precision"):
         build_base(tiny, precision="fp16")
     with pytest.raises(ValueError, match="target_modules"):
@@ -311,8 +314,10 @@ def test_an_adapter_is_refused_on_a_base_of_the_same_name_and_shapes_with_other_
     from transformers import AutoModelForCausalLM
 
     from conftest import build_model
-    from labkit import lora_files, train
-    from labkit.adapters import AdapterError, check_trained_on, generate_adapter
+    from labkit import train
+    from labkit.onnx import adapter_files
+    from labkit.onnx.adapter_files import AdapterError, check_trained_on
+    from labkit.onnx.build import generate_adapter
 
     folders = {}
     for seed, where in ((0, "a"), (1, "b")):
@@ -329,11 +334,11 @@ def test_an_adapter_is_refused_on_a_base_of_the_same_name_and_shapes_with_other_
 
     adapter = finetune("a").adapter_dir
     check_trained_on(adapter, folders["a"])
-    lora_files.check_adapter(adapter, str(folders["a"]))
+    adapter_files.check_peft_adapter(adapter, str(folders["a"]))
     with pytest.raises(AdapterError, match="other weights"):
         check_trained_on(adapter, folders["b"])
     with pytest.raises(AdapterError, match="other weights"):
-        lora_files.check_adapter(adapter, str(folders["b"]))
+        adapter_files.check_peft_adapter(adapter, str(folders["b"]))
     with pytest.raises(AdapterError, match="other weights"):
         generate_adapter(folders["b"], [adapter], tmp_path / "multi")
     assert not (tmp_path / "multi").exists()
@@ -344,7 +349,6 @@ def test_chat_on_a_multi_adapter_folder_takes_an_adapter_and_refuses_a_damaged_o
                                                                                    capsys):
     import shutil
 
-    from labkit import cli
 
     answers = iter(["hello", ""])
     monkeypatch.setattr("builtins.input", lambda prompt="": next(answers))
@@ -365,10 +369,10 @@ def test_chat_on_a_multi_adapter_folder_takes_an_adapter_and_refuses_a_damaged_o
 # --- what lesson 07 measures: switch time, a request without the checks, speed and memory per adapter ---
 
 def test_adapter_switch_us_times_set_active_adapter_on_fresh_requests(served):
-    times = adapters.adapter_switch_us(served, ["qv", "all"], repeats=6)
+    times = serve.adapter_switch_us(served, ["qv", "all"], repeats=6)
     assert len(times) == 6 and all(0 < t < 1e6 for t in times)      # microseconds, one per request
     with pytest.raises(KeyError, match="No adapter 'nope'"):
-        adapters.adapter_switch_us(served, ["qv", "nope"], repeats=2)
+        serve.adapter_switch_us(served, ["qv", "nope"], repeats=2)
 
 
 def test_a_request_without_the_checks_fails_only_when_it_runs(tiny, peft_dirs, multi_fp32, tmp_path):
@@ -377,14 +381,14 @@ def test_a_request_without_the_checks_fails_only_when_it_runs(tiny, peft_dirs, m
     qv = MultiAdapterModel(build_base(tiny, ["q_proj", "v_proj"], out=tmp_path / "qv-base"))
     with pytest.raises(AdapterError, match="no LoRA inputs for"):             # labkit's check refuses it at load
         qv.load_adapter("all", multi_fp32 / "all.onnx_adapter")
-    error = adapters.request_without_checks(qv, multi_fp32 / "all.onnx_adapter", ids)   # onnxruntime-genai loads it
+    error = serve.request_without_checks(qv, multi_fp32 / "all.onnx_adapter", ids)   # onnxruntime-genai loads it
     assert error and "Invalid input name" in error, error                         # ... and the request fails
     assert "all" not in qv.adapters and qv.logits(ids, adapter=None).shape       # the model still serves
-    assert adapters.request_without_checks(MultiAdapterModel(multi_fp32), multi_fp32 / "all.onnx_adapter", ids) is None
+    assert serve.request_without_checks(MultiAdapterModel(multi_fp32), multi_fp32 / "all.onnx_adapter", ids) is None
 
 
 def test_genai_speed_with_an_adapter_active(served):
-    from labkit import timing
+    from labkit.course import timing
 
     ids = served.token_ids("the cat sat on the mat")
     for adapter in (None, "qv", "all"):
@@ -393,11 +397,11 @@ def test_genai_speed_with_an_adapter_active(served):
 
 
 def test_serving_rss_mb_loads_a_multi_adapter_base_and_merged_exports(tiny, peft_dirs, multi_fp32, tmp_path):
-    from labkit.memory import serving_rss_mb
+    from labkit.course.memory import serving_rss_mb
 
-    merged = [export.export_onnx(tiny, adapter_dir=folder, precision="fp32", out=tmp_path / name)
+    merged = [build.export_onnx(tiny, adapter_dir=folder, precision="fp32", out=tmp_path / name)
               for name, folder in peft_dirs.items()]
-    ids = export.GenAIModel(multi_fp32).token_ids("hello world")
+    ids = serve.GenAIModel(multi_fp32).token_ids("hello world")
     multi_mb, merged_mb = serving_rss_mb([multi_fp32], ids), serving_rss_mb(merged, ids)
     assert 20 < multi_mb < 5000 and 20 < merged_mb < 5000                  # a Python process with onnxruntime loaded
     with pytest.raises(RuntimeError, match="No genai_config.json"):

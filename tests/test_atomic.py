@@ -1,4 +1,4 @@
-"""labkit.atomic: a folder appears complete or not at all, old folders survive failed builds,
+"""labkit.cache: a folder appears complete or not at all, old folders survive failed builds,
 and two processes building the same folder take turns instead of deleting each other's work."""
 
 import multiprocessing
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit import atomic
+from labkit import cache
 
 
 def entries(folder):
@@ -17,7 +17,7 @@ def entries(folder):
 
 def fake_conversion(target, name, n_files=5, pause=0.05):
     """A slow 'conversion': files written one by one, the marker last."""
-    with atomic.atomic_dir(target) as tmp:
+    with cache.atomic_dir(target) as tmp:
         for i in range(n_files):
             (tmp / f"part-{i}.bin").write_text(f"{name} {i}")
             time.sleep(pause)
@@ -35,13 +35,13 @@ def test_a_failed_build_keeps_the_old_folder_and_cleans_up(tmp_path):
     target = tmp_path / "model"
     fake_conversion(target, "old", pause=0)
     with pytest.raises(RuntimeError, match="disk full"):
-        with atomic.atomic_dir(target) as tmp:
+        with cache.atomic_dir(target) as tmp:
             (tmp / "part-0.bin").write_text("new")
             raise RuntimeError("disk full")
     assert (target / "done.json").read_text() == "old"
     assert entries(tmp_path) == ["model"]
     with pytest.raises(KeyboardInterrupt):  # the learner pressed stop
-        with atomic.atomic_dir(target) as tmp:
+        with cache.atomic_dir(target) as tmp:
             raise KeyboardInterrupt
     assert (target / "done.json").read_text() == "old" and entries(tmp_path) == ["model"]
 
@@ -57,7 +57,7 @@ def test_the_old_folder_is_deleted_only_after_the_new_one_is_in_place(tmp_path, 
             raise OSError("rename failed")
         return real_replace(src, dst)
 
-    monkeypatch.setattr(atomic.os, "replace", replace)
+    monkeypatch.setattr(cache.os, "replace", replace)
     with pytest.raises(OSError, match="rename failed"):
         fake_conversion(target, "new", pause=0)
     assert (target / "done.json").read_text() == "old"  # put back
@@ -97,11 +97,11 @@ def test_the_lock_is_reentrant_and_excludes_other_threads(tmp_path):
     target, order = tmp_path / "model", []
 
     def other_thread():
-        with atomic.locked(target):
+        with cache.locked(target):
             order.append("other")
 
-    with atomic.locked(target):
-        with atomic.locked(target):  # the same thread again: no deadlock
+    with cache.locked(target):
+        with cache.locked(target):  # the same thread again: no deadlock
             other = threading.Thread(target=other_thread)
             other.start()
             time.sleep(0.3)
@@ -114,10 +114,10 @@ def test_atomic_file_replaces_only_on_success(tmp_path):
     target = tmp_path / "pointer.json"
     target.write_text("old")
     with pytest.raises(RuntimeError):
-        with atomic.atomic_file(target) as tmp:
+        with cache.atomic_file(target) as tmp:
             tmp.write_text("half")
             raise RuntimeError("killed mid-write")
     assert target.read_text() == "old" and entries(tmp_path) == ["pointer.json"]
-    with atomic.atomic_file(target) as tmp:
+    with cache.atomic_file(target) as tmp:
         tmp.write_text("new")
     assert target.read_text() == "new" and entries(tmp_path) == ["pointer.json"]

@@ -1,4 +1,4 @@
-"""labkit.check: every exercise's reference answer passes its check and a plausible wrong one
+"""labkit.course.check: every exercise's reference answer passes its check and a plausible wrong one
 fails with a hint. Each case computes the answer the way the lesson's worked solution does, on
 small inputs built here (no real model, no training)."""
 
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from labkit.check import CHECKS, OPEN_ENDED, YourTurn, check, replay_early_stopping
+from labkit.course.check import CHECKS, OPEN_ENDED, YourTurn, check, replay_early_stopping
 
 
 # --------------------------------------------------------------------------- one case per exercise:
@@ -326,7 +326,7 @@ def test_ipython_shows_your_turn_as_its_message_only(capsys):
     from IPython.core.interactiveshell import InteractiveShell
 
     shell = InteractiveShell.instance()
-    result = shell.run_cell('from labkit.check import YourTurn\nraise YourTurn("05.2")')
+    result = shell.run_cell('from labkit.course.check import YourTurn\nraise YourTurn("05.2")')
     out = capsys.readouterr()
     shown = out.out + out.err
     assert isinstance(result.error_in_exec, YourTurn)

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from labkit import cli, course
+from labkit import models
+from labkit.cli import main as cli
+from labkit.course import claims, lesson_times, runner
 from conftest import TONE_LABELS
 
 SUBCOMMANDS = ["doctor", "prepare", "finetune", "evaluate", "export", "auto-opt", "generate-adapter", "chat", "run"]
@@ -58,7 +60,7 @@ def test_own_csv_classification_end_to_end(tmp_path, tiny_folder, capsys):
     assert "defaults for a classification task: --learning_rate 0.002, --eval_steps 1" in captured
     assert json.loads((out / "adapter" / "labkit_run.json").read_text())["config"]["learning_rate"] == 0.002
     assert (out / "adapter" / "adapter_config.json").is_file()
-    pointer = json.loads((out / "model" / cli.BASE_POINTER).read_text())
+    pointer = json.loads((out / "model" / models.BASE_POINTER).read_text())
     assert pointer["base_model"] == str(tiny_folder)
     code = cli.main(["evaluate", "-m", str(out / "model"), "--adapter_path", str(out / "adapter"),
                      "--data_name", str(data_file), "--text_template", "{phrase} -> {tone}"])
@@ -74,7 +76,7 @@ def test_own_csv_classification_end_to_end(tmp_path, tiny_folder, capsys):
 
 
 def test_unset_training_flags_follow_the_task():
-    from labkit.cli_flags import fill_task_defaults
+    from labkit.cli.flags import fill_task_defaults
 
     parse = cli.build_parser().parse_args
     args = parse(["finetune"])
@@ -269,13 +271,13 @@ def test_course_runner_end_to_end(tmp_path, monkeypatch):
     # directory (notebooks/), where that folder does not exist, so every lesson FAILED
     nb_dir = tmp_path / "notebooks"
     nb_dir.mkdir()
-    _notebook(nb_dir / "00_tiny.ipynb", ["from labkit.course import record",
+    _notebook(nb_dir / "00_tiny.ipynb", ["from labkit.course.claims import record",
                                          "import os; here = os.getcwd()",
                                          "record(answer=42, cwd_is_notebooks=here.endswith('notebooks'))"])
-    _notebook(nb_dir / "01_broken.ipynb", ["from labkit.course import claim",
+    _notebook(nb_dir / "01_broken.ipynb", ["from labkit.course.claims import claim",
                                            "claim('two is three', 2, at_least=3)"])
     monkeypatch.chdir(tmp_path)
-    code = course.main([str(nb_dir), "--out", "course-report"])
+    code = runner.main([str(nb_dir), "--out", "course-report"])
     assert code == 1  # one lesson failed
     report = tmp_path / "course-report"
     rows = {r["notebook"]: r for r in json.loads((report / "summary.json").read_text())}
@@ -293,52 +295,52 @@ def test_course_runner_end_to_end(tmp_path, monkeypatch):
 
 
 def test_record_writes_metrics_only_under_the_course_runner(tmp_path, monkeypatch):
-    monkeypatch.delenv(course.METRICS_ENV, raising=False)
-    assert course.record(accuracy=0.912345) == {"accuracy": 0.9123}
+    monkeypatch.delenv(claims.METRICS_ENV, raising=False)
+    assert claims.record(accuracy=0.912345) == {"accuracy": 0.9123}
     target = tmp_path / "m.json"
-    monkeypatch.setenv(course.METRICS_ENV, str(target))
-    course.record(accuracy=0.9)
-    course.record(seconds=12)
+    monkeypatch.setenv(claims.METRICS_ENV, str(target))
+    claims.record(accuracy=0.9)
+    claims.record(seconds=12)
     assert json.loads(target.read_text()) == {"accuracy": 0.9, "seconds": 12.0}
 
 
 def test_claim_prints_its_margin_and_fails_with_the_same_line(tmp_path, monkeypatch, capsys):
     target = tmp_path / "m.json"
-    monkeypatch.setenv(course.METRICS_ENV, str(target))
-    assert course.claim("loss falls", 1.5, at_most=2.0) == pytest.approx(0.5)
+    monkeypatch.setenv(claims.METRICS_ENV, str(target))
+    assert claims.claim("loss falls", 1.5, at_most=2.0) == pytest.approx(0.5)
     assert "✓ loss falls: 1.5 <= 2 (margin 0.5)" in capsys.readouterr().out
     with pytest.raises(AssertionError, match="✗ accuracy: 0.4 >= 0.5"):
-        course.claim("accuracy", 0.4, at_least=0.5)
+        claims.claim("accuracy", 0.4, at_least=0.5)
     with pytest.raises(AssertionError):
-        course.claim("not a number", float("nan"), at_least=0)
-    claims = json.loads(target.read_text())["claims"]
-    assert set(claims) == {"loss falls", "accuracy", "not a number"} and claims["accuracy"]["margin"] == pytest.approx(-0.1)
-    assert course.claim("in the band", 0.9, at_least=0.5, at_most=1.0) == pytest.approx(0.1)
+        claims.claim("not a number", float("nan"), at_least=0)
+    recorded = json.loads(target.read_text())["claims"]
+    assert set(recorded) == {"loss falls", "accuracy", "not a number"} and recorded["accuracy"]["margin"] == pytest.approx(-0.1)
+    assert claims.claim("in the band", 0.9, at_least=0.5, at_most=1.0) == pytest.approx(0.1)
     with pytest.raises(AssertionError, match=r"✗ slope: -0.3 >= -0.65 and <= -0.35 \(margin -0.05\)"):
-        course.claim("slope", -0.3, at_least=-0.65, at_most=-0.35)
+        claims.claim("slope", -0.3, at_least=-0.65, at_most=-0.35)
     with pytest.raises(ValueError, match="at_least"):
-        course.claim("no bound", 1)
+        claims.claim("no bound", 1)
 
 
 def test_lesson_times_are_recorded_per_machine_kind_and_shown(tmp_path, monkeypatch):
     path = tmp_path / "times.json"
-    monkeypatch.setattr(course, "machine_kind", lambda: "2 CPU cores (AVX2, no native bf16), quick profile")
-    monkeypatch.setattr(course, "machine_peaks", lambda: {"fp32_gflops": 62.0, "bf16_gflops": 0.9})
-    course.save_times([{"notebook": "01_x.ipynb", "passed": True, "seconds": 300},
+    monkeypatch.setattr(lesson_times, "machine_kind", lambda: "2 CPU cores (AVX2, no native bf16), quick profile")
+    monkeypatch.setattr(lesson_times, "machine_peaks", lambda: {"fp32_gflops": 62.0, "bf16_gflops": 0.9})
+    lesson_times.save_times([{"notebook": "01_x.ipynb", "passed": True, "seconds": 300},
                        {"notebook": "02_y.ipynb", "passed": False, "seconds": 5}], path)
-    monkeypatch.setattr(course, "machine_kind", lambda: "Tesla T4, full profile")
-    course.save_times([{"notebook": "01_x.ipynb", "passed": True, "seconds": 150}], path, peaks={})
+    monkeypatch.setattr(lesson_times, "machine_kind", lambda: "Tesla T4, full profile")
+    lesson_times.save_times([{"notebook": "01_x.ipynb", "passed": True, "seconds": 150}], path, peaks={})
     saved = json.loads(path.read_text())["01"]
     assert saved["2 CPU cores (AVX2, no native bf16), quick profile"]["fp32_gflops"] == 62.0  # the measuring machine's peak
     assert "fp32_gflops" not in saved["Tesla T4, full profile"]
-    text = course.lesson_time("01", path).data
+    text = lesson_times.lesson_time("01", path).data
     assert "about **5 min** on 2 CPU cores (AVX2" in text and "about **2.5 min** on Tesla T4, full profile" in text
     assert "Not yet measured on a GPU" not in text
-    assert "not measured yet" in course.lesson_time("02", path).data      # a failed run records nothing
+    assert "not measured yet" in lesson_times.lesson_time("02", path).data      # a failed run records nothing
 
 
 def test_summary_table():
-    md = course.to_markdown([
+    md = runner.to_markdown([
         {"notebook": "00_setup.ipynb", "passed": True, "seconds": 30, "metrics": {"tokens_per_s": 25.0}, "error": None},
         {"notebook": "01_x.ipynb", "passed": False, "seconds": 90, "metrics": {}, "error": "AssertionError"},
     ])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit import cli
+from labkit.cli import main as cli
 from conftest import TONE_LABELS, build_tokenizer
 
 

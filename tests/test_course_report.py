@@ -8,7 +8,10 @@ import time
 import pytest
 import torch
 
-from labkit import cli, course, doctor, env
+from labkit import env
+from labkit.course import doctor
+from labkit.cli import main as cli
+from labkit.course import lesson_times, runner
 
 AVX2 = "2 CPU cores (AVX2, no native bf16), quick profile"
 AVX512 = "2 CPU cores (AVX-512 + native bf16), quick profile"
@@ -38,40 +41,40 @@ def test_matmul_peak_is_positive_and_quick():
 
 def test_prediction_scales_the_recorded_minutes_by_the_fp32_peaks():
     times = {"01": {AVX2: entry(6.0, peak=60)}, "02": {AVX2: entry(1.0, peak=60)}}
-    rows = course.predict_times(120, times, kind_here=AVX512, slot=15)
+    rows = lesson_times.predict_times(120, times, kind_here=AVX512, slot=15)
     assert [r["lesson"] for r in rows] == ["01", "02"]
     assert rows[0]["scaled"] and rows[0]["minutes"] == pytest.approx(3.0) and rows[0]["recorded"] == 6.0
     assert rows[0]["reference"] == AVX2 and "60 / 120" in rows[0]["note"]
-    slow = course.predict_times(20, times, kind_here=AVX512, slot=15)  # 3x slower machine: 18 min
+    slow = lesson_times.predict_times(20, times, kind_here=AVX512, slot=15)  # 3x slower machine: 18 min
     assert slow[0]["minutes"] == pytest.approx(18.0) and slow[0]["over_slot"] and not slow[1]["over_slot"]
 
 
 def test_an_entry_without_peak_is_given_as_measured_and_says_so():
-    rows = course.predict_times(120, {"05": {AVX2: entry(16.3)}}, kind_here=AVX512, slot=15)
+    rows = lesson_times.predict_times(120, {"05": {AVX2: entry(16.3)}}, kind_here=AVX512, slot=15)
     (row,) = rows
     assert not row["scaled"] and row["minutes"] == 16.3 and "not scaled" in row["note"]
     assert row["over_slot"]                                   # flagged on the minutes as measured
-    assert course.predict_times(None, {"05": {AVX2: entry(6, 60)}}, kind_here=AVX512)[0]["scaled"] is False
+    assert lesson_times.predict_times(None, {"05": {AVX2: entry(6, 60)}}, kind_here=AVX512)[0]["scaled"] is False
 
 
 def test_the_reference_is_the_same_profile_and_the_nearest_machine():
     lesson = {AVX2: entry(6.0, peak=60), AMX: entry(1.0, peak=300), T4: entry(2.0),
               "2 CPU cores (AVX2, no native bf16), full profile": entry(20.0, peak=60)}
-    near_avx2 = course.predict_times(70, {"01": lesson}, kind_here=AVX512)[0]
+    near_avx2 = lesson_times.predict_times(70, {"01": lesson}, kind_here=AVX512)[0]
     assert near_avx2["reference"] == AVX2 and near_avx2["minutes"] == pytest.approx(6.0 * 60 / 70, abs=0.05)
-    near_amx = course.predict_times(250, {"01": lesson}, kind_here=AVX512)[0]
+    near_amx = lesson_times.predict_times(250, {"01": lesson}, kind_here=AVX512)[0]
     assert near_amx["reference"] == AMX
     # the same machine kind wins, even without a peak to scale by
-    same = course.predict_times(250, {"01": {**lesson, AVX512: entry(2.5)}}, kind_here=AVX512)[0]
+    same = lesson_times.predict_times(250, {"01": {**lesson, AVX512: entry(2.5)}}, kind_here=AVX512)[0]
     assert same["reference"] == AVX512 and same["minutes"] == 2.5 and not same["scaled"]
     # no CPU entry in this profile: nothing predicted
-    assert course.predict_times(100, {"01": {T4: entry(2.0)}}, kind_here=AVX512)[0]["minutes"] is None
+    assert lesson_times.predict_times(100, {"01": {T4: entry(2.0)}}, kind_here=AVX512)[0]["minutes"] is None
 
 
 def test_on_a_gpu_the_cpu_times_do_not_apply():
-    cpu_only = course.predict_times(None, {"01": {AVX2: entry(6.0, peak=60)}}, kind_here="NVIDIA L4, full profile")
+    cpu_only = lesson_times.predict_times(None, {"01": {AVX2: entry(6.0, peak=60)}}, kind_here="NVIDIA L4, full profile")
     assert cpu_only[0]["minutes"] is None and "CPU times do not apply" in cpu_only[0]["note"]
-    with_gpu = course.predict_times(None, {"01": {AVX2: entry(6.0, 60), T4: entry(2.0)}}, kind_here="NVIDIA L4, full profile")
+    with_gpu = lesson_times.predict_times(None, {"01": {AVX2: entry(6.0, 60), T4: entry(2.0)}}, kind_here="NVIDIA L4, full profile")
     assert with_gpu[0]["reference"] == T4 and with_gpu[0]["minutes"] == 2.0 and not with_gpu[0]["scaled"]
 
 
@@ -80,9 +83,9 @@ def test_doctor_prints_the_prediction_table(tmp_path, monkeypatch, capsys):
     times = tmp_path / "times.json"
     times.write_text(json.dumps({"00": {AVX2: entry(1.0, peak=60)}, "05": {AVX2: entry(12.0, peak=60)},
                                  "07": {AVX2: entry(4.0)}}))
-    monkeypatch.setattr(course, "TIMES_FILE", times)
-    monkeypatch.setattr(course, "machine_kind", lambda: AVX512)
-    monkeypatch.setattr(course, "machine_peaks", lambda: {"fp32_gflops": 30.0, "bf16_gflops": 0.5})
+    monkeypatch.setattr(lesson_times, "TIMES_FILE", times)
+    monkeypatch.setattr(lesson_times, "machine_kind", lambda: AVX512)
+    monkeypatch.setattr(lesson_times, "machine_peaks", lambda: {"fp32_gflops": 30.0, "bf16_gflops": 0.5})
     monkeypatch.setattr(env, "device", lambda: "cpu")
     code = cli.main(["doctor", "--slot", "20"])
     out = capsys.readouterr().out
@@ -120,7 +123,7 @@ def test_html_report_shows_each_lesson_its_claims_and_figures(tmp_path):
          "error": "\x1b[0;31mAssertionError\x1b[0m: ✗ loss falls: 2.5 <= 2 (margin -0.5)",
          "metrics": {"claims": {"loss falls": {"measured": 2.5, "bound": "<= 2", "margin": -0.5}}}},
     ]
-    path = course.write_html(rows, tmp_path, machine=AVX2)
+    path = runner.write_html(rows, tmp_path, machine=AVX2)
     page = path.read_text(encoding="utf-8")
     assert path == tmp_path / "index.html" and page.startswith("<!DOCTYPE html>")
     assert "01_tone.ipynb" in page and "02_lora.ipynb" in page and "1 of 2 lessons passed" in page
@@ -142,11 +145,11 @@ def test_figures_skip_outputs_that_are_not_base64(tmp_path):
                     nbformat.v4.new_output("display_data", data={"image/png": PNG[:20] + "\n" + PNG[20:]})]
     nb.cells = [cell]
     nbformat.write(nb, tmp_path / "03.ipynb")
-    assert course.notebook_figures(tmp_path / "03.ipynb") == [("cell 0: draw()", PNG)]
+    assert runner.notebook_figures(tmp_path / "03.ipynb") == [("cell 0: draw()", PNG)]
 
 
 def test_a_note_shared_by_every_lesson_is_printed_once(capsys):
-    rows = course.predict_times(50, {"00": {AVX2: entry(1.0)}, "01": {AVX2: entry(5.0)}}, kind_here=AVX2, slot=15)
+    rows = lesson_times.predict_times(50, {"00": {AVX2: entry(1.0)}, "01": {AVX2: entry(5.0)}}, kind_here=AVX2, slot=15)
     doctor.print_prediction(rows, 15, AVX2, 50)
     out = capsys.readouterr().out
     assert out.count("not scaled") == 1 and "every lesson: as measured, not scaled" in out

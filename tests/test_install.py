@@ -1,4 +1,4 @@
-"""The first cell of every lesson on Colab: `labkit.install.install_course` keeps the runtime's torch and
+"""The first cell of every lesson on Colab: `labkit.course.install.install_course` keeps the runtime's torch and
 every package already inside the course's ranges, installs only what is missing or out of range, and
 says when the runtime must be restarted.
 
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from labkit import install
+from labkit.course import install
 
 ROOT = Path(__file__).resolve().parents[1]
 REQS = [Requirement(r) for r in ("torch>=2.4,<2.14", "transformers>=5.23,<5.24", "numpy>=2.0,<2.5", "trl>=1.16,<1.17")]
@@ -84,7 +84,7 @@ def _pip_env() -> dict:
 
 
 def _versions(python: Path) -> dict[str, str]:
-    code = "import json; from labkit.install import installed_versions as v; print(json.dumps(v()))"
+    code = "import json; from labkit.course.install import installed_versions as v; print(json.dumps(v()))"
     done = subprocess.run([str(python), "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
@@ -114,7 +114,7 @@ def test_install_course_in_a_colab_like_environment_then_lesson_00(tmp_path):
 
     # the first cell: transformers already imported, as a runtime may have it
     cell = ("import sys; sys.path.insert(0, sys.argv[1]); import transformers\n"
-            "from labkit.install import install_course\n"
+            "from labkit.course.install import install_course\n"
             "r = install_course(sys.argv[1]); print('REPORT', __import__('json').dumps(r))")
     out = _run([py, "-c", cell, ROOT], env=env)
     report = json.loads(out.split("REPORT ", 1)[1])

@@ -1,9 +1,9 @@
-"""labkit.memory: PeakRSS sees memory that a block allocates and frees again; the training-memory estimate."""
+"""labkit.course.memory: PeakRSS sees memory that a block allocates and frees again; the training-memory estimate."""
 
 import numpy as np
 import pytest
 
-from labkit.memory import PeakRSS
+from labkit.course.memory import PeakRSS
 
 
 def test_peak_rss_sees_a_temporary_allocation():
@@ -29,7 +29,7 @@ def smollm2_config():
 
 def test_memory_estimate_counts_the_models_parameters():
     from labkit import train
-    from labkit.memory import training_memory_gb
+    from labkit.train import training_memory_gb
 
     est = training_memory_gb(smollm2_config(), train.TrainConfig(method="full", dtype="float32"), dev="cpu")
     assert abs(est["weights"] / 4 * 1e9 - 134.5e6) < 0.5e6          # 134.5M parameters, 4 bytes each
@@ -44,8 +44,9 @@ def test_memory_estimate_counts_the_models_parameters():
 def test_full_profile_on_a_16gb_gpu(monkeypatch, bf16):
     import torch
 
-    from labkit import env, lessons, train
-    from labkit.memory import training_memory_gb
+    from labkit import env, train
+    from labkit.course import lessons
+    from labkit.train import training_memory_gb
 
     monkeypatch.delenv("LABKIT_PROFILE", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)

@@ -11,7 +11,7 @@ from conftest import build_model, build_tokenizer
 
 
 def entries(folder):
-    """What a folder holds, without the lock files of labkit.atomic (``.<name>.lock``)."""
+    """What a folder holds, without the lock files of labkit.cache (``.<name>.lock``)."""
     return sorted(p.name for p in Path(folder).iterdir() if not p.name.endswith(".lock"))
 
 

@@ -193,7 +193,7 @@ def _search_file(tmp_path, tiny_folder, search_block: str, **extra) -> Path:
 def test_labkit_search_prints_trials_writes_the_best_config_and_resumes(tmp_path, tiny_folder, capsys, monkeypatch):
     import yaml
 
-    from labkit import cli
+    from labkit.cli import main as cli
 
     monkeypatch.setenv("LABKIT_HOME", str(tmp_path / "home"))
     block = "search:\n  n_trials: 2\n  sampler: random\n  learning_rate: {low: 1.0e-3, high: 1.0e-2}\n"
@@ -223,7 +223,7 @@ def test_labkit_search_prints_trials_writes_the_best_config_and_resumes(tmp_path
     ("search:\n  sampler: grid\n  learning_rate: [0.001]\n", "sampler: 'grid'"),
 ])
 def test_a_bad_search_file_names_what_to_fix(tmp_path, tiny_folder, capsys, block, expected):
-    from labkit import cli
+    from labkit.cli import main as cli
 
     path = _search_file(tmp_path, tiny_folder, block)
     assert cli.main(["search", "--config", str(path)]) == 2

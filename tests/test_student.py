@@ -1,4 +1,4 @@
-"""labkit.student on the real lessons: the instructor's notebooks tag every worked solution, and
+"""labkit.course.student on the real lessons: the instructor's notebooks tag every worked solution, and
 the student copies keep every other cell, hide every answer and raise YourTurn in its place."""
 
 import ast
@@ -9,8 +9,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from labkit import student
-from labkit.check import CHECKS, OPEN_ENDED, YourTurn
+from labkit.course import student
+from labkit.course.check import CHECKS, OPEN_ENDED, YourTurn
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))

@@ -1,11 +1,11 @@
-"""labkit.timing: time to first token and decode speed, on a tiny random model (PyTorch) and its
+"""labkit.course.timing: time to first token and decode speed, on a tiny random model (PyTorch) and its
 tiny ONNX export, plus fake onnxruntime-genai objects that record what a measurement runs."""
 
 import types
 
 import pytest
 
-from labkit import timing
+from labkit.course import timing
 
 
 def test_summarize_drops_the_warm_up_and_takes_medians():
@@ -72,10 +72,10 @@ def fake_og(generators):
 
 
 def test_genai_speed_runs_one_prompt_and_a_fixed_number_of_greedy_tokens(monkeypatch):
-    from labkit import runtime
+    from labkit.onnx import serve
 
     generators = []
-    monkeypatch.setattr(runtime, "import_og", lambda: fake_og(generators))
+    monkeypatch.setattr(serve, "import_og", lambda: fake_og(generators))
     model = types.SimpleNamespace(model="the og.Model", og_adapters="the og.Adapters")
     row = timing.genai_speed(model, [5, 6, 7, 8], new_tokens=6, runs=3)
     assert len(generators) == 4                                      # a warm-up and 3 measured runs
@@ -93,7 +93,8 @@ def test_genai_speed_on_a_tiny_onnx_export(tmp_path):
     pytest.importorskip("onnxruntime_genai")
     from test_export import make_tiny_model
 
-    from labkit.export import GenAIModel, export_onnx
+    from labkit.onnx.build import export_onnx
+    from labkit.onnx.serve import GenAIModel
 
     model = GenAIModel(export_onnx(make_tiny_model(tmp_path / "tiny-llama"), precision="fp32", out=tmp_path / "onnx"))
     row = timing.genai_speed(model, model.token_ids("the cat sat on the mat"), new_tokens=8, runs=2)

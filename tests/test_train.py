@@ -272,7 +272,7 @@ def test_early_stopping_on_validation_accuracy(tiny_tokenizer, tmp_path):
     assert result.best_step == best["step"]
 
 
-# --- the output layer on the answer tokens only (labkit.answer_loss) ---------------------------
+# --- the output layer on the answer tokens only (labkit.train) ---------------------------
 
 def test_answer_only_loss_equals_trls_loss_and_gradients(tiny_tokenizer, tmp_path):
     # the same batch through TRL's loss (every position scored) and labkit's (answer tokens only):
@@ -281,7 +281,7 @@ def test_answer_only_loss_equals_trls_loss_and_gradients(tiny_tokenizer, tmp_pat
     from datasets import Dataset
     from trl import SFTTrainer
 
-    from labkit.answer_loss import AnswerOnlySFTTrainer
+    from labkit.train import AnswerOnlySFTTrainer
 
     cfg = tiny_config(dtype="float32")
     losses, grads = {}, {}
@@ -307,7 +307,7 @@ def test_answer_only_loss_equals_trls_loss_and_gradients(tiny_tokenizer, tmp_pat
 def test_answer_logits_leave_generation_unchanged(tiny_tokenizer):
     import torch
 
-    from labkit.answer_loss import add_answer_logits
+    from labkit.train import add_answer_logits
 
     model = build_model(tiny_tokenizer)
     ids = tiny_tokenizer(["message 3 ->"], return_tensors="pt").input_ids
@@ -334,7 +334,7 @@ def test_bf16_training_on_the_cpu_lowers_the_loss(tiny_tokenizer, tmp_path):
 def test_answer_logits_equal_the_models_own_logits_in_every_family(family, tiny_tokenizer):
     import torch
 
-    from labkit.answer_loss import add_answer_logits, answer_logits_match
+    from labkit.train import add_answer_logits, answer_logits_match
 
     model = build_family_model(family, tiny_tokenizer)
     ids = tiny_tokenizer(["message 3 -> joy"], return_tensors="pt").input_ids
@@ -354,7 +354,7 @@ def test_a_model_with_unknown_logit_postprocessing_trains_on_its_own_logits(tiny
     from datasets import Dataset
     from transformers import LlamaForCausalLM
 
-    from labkit.answer_loss import AnswerOnlySFTTrainer
+    from labkit.train import AnswerOnlySFTTrainer
 
     class Doubled(LlamaForCausalLM):  # a family that rescales its logits in a way labkit does not know
         def forward(self, *args, **kwargs):
@@ -382,7 +382,7 @@ def test_a_deep_copy_of_a_patched_model_runs_with_its_own_weights(tiny_tokenizer
 
     import torch
 
-    from labkit.answer_loss import add_answer_logits
+    from labkit.train import add_answer_logits
 
     model = build_model(tiny_tokenizer)
     add_answer_logits(model)
@@ -403,7 +403,7 @@ def test_answer_only_training_step_equals_trls_under_gradient_accumulation(accum
     from datasets import Dataset
     from trl import SFTTrainer
 
-    from labkit.answer_loss import AnswerOnlySFTTrainer
+    from labkit.train import AnswerOnlySFTTrainer
 
     cfg = tiny_config(dtype="float32", optim="sgd", learning_rate=0.5, batch_size=2, group_by_length=False,
                       gradient_accumulation_steps=accumulation, max_steps=1, warmup_steps=0, logging_steps=1)

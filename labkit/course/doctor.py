@@ -1,6 +1,6 @@
 """``labkit doctor``: is this machine ready for the course, and how long will each lesson take
 here? Checks the packages, the device, memory, disk and the base model; measures the matmul
-peak; predicts each lesson's minutes from the recorded times (:mod:`labkit.course`)."""
+peak; predicts each lesson's minutes from the recorded times (:mod:`labkit.course.lesson_times`)."""
 
 from __future__ import annotations
 
@@ -8,26 +8,28 @@ import shutil
 import sys
 import time
 
+from labkit.course import lesson_times
+
 QUICK_MINUTES_PER_LESSON = 5    # rough minutes per lesson in the quick profile on a 2-core laptop, when none is recorded
 
 
 def _doctor_peaks(report: dict) -> tuple[dict, str]:
     """This machine's matmul peaks for doctor (about two seconds on a CPU; none on a GPU) and
     the line that reports them."""
-    from . import course, env
+    from labkit import env
 
     if report["device"] == "cuda":
         return {}, "not measured: the lessons run on the GPU here, so the CPU lesson times do not apply"
-    peaks = course.machine_peaks()
+    peaks = lesson_times.machine_peaks()
     native = "native" if env.native_bf16() else "emulated: no native bf16 on this CPU, a bf16 step is much slower"
     return peaks, (f"fp32 {peaks['fp32_gflops']:.0f} GFLOP/s, bf16 {peaks['bf16_gflops']:.1f} GFLOP/s ({native}); "
                    f"measured on {report['cpu_threads']} threads")
 
 
 def print_prediction(rows: list[dict], slot: float, kind_here: str, peak_here: float | None) -> None:
-    """Print :func:`labkit.course.predict_times`' rows as doctor's table: lesson, recorded minutes
+    """Print :func:`labkit.course.lesson_times.predict_times`' rows as doctor's table: lesson, recorded minutes
     and on which machine, predicted minutes here, and a flag for a lesson over the ``slot``."""
-    from .course import kind_machine, kind_profile
+    from labkit.course.lesson_times import kind_machine, kind_profile
 
     def where(kind):
         return kind_machine(kind) if kind else "-"
@@ -67,7 +69,7 @@ def print_prediction(rows: list[dict], slot: float, kind_here: str, peak_here: f
 def readiness(report: dict) -> tuple[list[tuple[str, str, str]], list[str]]:
     """The checks of this machine (``report`` is :func:`labkit.env.env_report`): the rows
     ``(status, name, detail)`` doctor prints, and the problems to fix (empty when ready)."""
-    from .atomic import labkit_home
+    from labkit.cache import labkit_home
 
     problems, rows = [], []
 
@@ -100,7 +102,7 @@ def readiness(report: dict) -> tuple[list[tuple[str, str, str]], list[str]]:
 
 def _check_base_model(check) -> None:
     """The base model's package is installed, and the converted model loads and generates."""
-    from . import models
+    from labkit import models
 
     try:
         gguf = models.find_gguf()
@@ -125,14 +127,14 @@ def _check_base_model(check) -> None:
 def doctor(slot: float) -> int:
     """``labkit doctor``: check this machine for the course (:func:`readiness`), print the
     per-lesson time prediction for a ``slot`` of minutes; 0 when ready, 1 with the fixes to make."""
-    from . import course, env
+    from labkit import env
 
     report = env.env_report()
     rows, problems = readiness(report)
     peaks, peak_line = _doctor_peaks(report)
     rows.append(("ok", "matmul peak", peak_line))
-    kind_here = course.machine_kind()
-    predicted = course.predict_times(peaks.get("fp32_gflops"), kind_here=kind_here, slot=slot)
+    kind_here = lesson_times.machine_kind()
+    predicted = lesson_times.predict_times(peaks.get("fp32_gflops"), kind_here=kind_here, slot=slot)
     known = [r["minutes"] for r in predicted if r["minutes"] is not None]
     if known:
         estimate = f"about {sum(known):.0f} minutes for {len(known)} lessons ({report['profile']}; per lesson below)"

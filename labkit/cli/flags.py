@@ -1,12 +1,15 @@
 """The command line's flags and settings files: Olive's flag names, value types whose errors name
 their flag, each command's examples, and ``labkit run --config``'s YAML/JSON reading. The
-commands themselves are in :mod:`labkit.cli`."""
+commands themselves are in :mod:`labkit.cli.main`; what finetune reads from its flags (the task, the
+TrainConfig, the checked examples) is at the end of this module."""
 
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
+
+from labkit.data import Task, check_labels_seen, data_source, note
 
 
 DEFAULT_EVAL_SAMPLES = 64           # validation examples without --eval_split: eval stays quick on a CPU
@@ -62,19 +65,23 @@ def _number(text: str, convert, accept, requirement: str):
 
 
 def positive_int(text: str) -> int:
+    """A flag's value as a whole number > 0 (a typo such as "05" is refused)."""
     # str(text).strip() == str(value): "05" or "+5" is refused, as a typo may hide there
     return _number(text, int, lambda v: v > 0 and str(text).strip() == str(v), "a whole number greater than 0")
 
 
 def non_negative_int(text: str) -> int:
+    """A flag's value as a whole number >= 0."""
     return _number(text, int, lambda v: v >= 0, "a whole number >= 0")
 
 
 def positive_float(text: str) -> float:
+    """A flag's value as a finite number > 0."""
     return _number(text, float, lambda v: 0 < v < float("inf"), "a number greater than 0")
 
 
 def learning_rate(text: str) -> float:
+    """A learning rate: a number > 0 and < 1."""
     value = positive_float(text)
     if value >= 1:
         raise argparse.ArgumentTypeError(f"{text!r} is far too large: use 1e-5..1e-4 for full "
@@ -83,14 +90,17 @@ def learning_rate(text: str) -> float:
 
 
 def fraction(text: str) -> float:
+    """A share: a number from 0 up to (not including) 1."""
     return _number(text, float, lambda v: 0 <= v < 1, "a number from 0 up to (not including) 1")
 
 
 def non_negative_float(text: str) -> float:
+    """A flag's value as a number >= 0."""
     return _number(text, float, lambda v: v >= 0, "a number >= 0")
 
 
 def boolean(text: str) -> bool:
+    """true/false (also 1/0, yes/no, on/off)."""
     value = str(text).strip().lower()
     if value in ("true", "1", "yes", "on"):
         return True
@@ -100,6 +110,7 @@ def boolean(text: str) -> bool:
 
 
 def comma_list(text: str) -> list[str]:
+    """A comma-separated list with at least one item ("q_proj,v_proj")."""
     items = [t.strip() for t in str(text).split(",") if t.strip()]
     if not items:
         raise argparse.ArgumentTypeError(f"must be a comma-separated list, got {text!r}")
@@ -167,6 +178,7 @@ def parse_run_config(config: dict, parser: argparse.ArgumentParser, path: Path) 
 # --- the parser ----------------------------------------------------------------------------
 
 def common_flags(s, model=True):
+    """The flags every command has: the base model and the log level."""
     if model:
         s.add_argument("--model_name_or_path", "-m", default=None,
                        help="a local model folder, a finetune output's model/ pointer, or a Hugging Face "
@@ -178,6 +190,7 @@ def common_flags(s, model=True):
 
 
 def data_flags(s):
+    """The data flags (Olive's): the dataset, its files, the template and the splits."""
     s.add_argument("--data_name", default=None,
                    help="a bundled dataset (tone, recipes, sql), a .jsonl/.json/.csv file, a folder with "
                         "train.jsonl, or a Hugging Face dataset id (where the hub is reachable)")
@@ -245,7 +258,7 @@ then: labkit search --config search.yaml   (again, to resume a search that was s
   labkit doctor
   labkit doctor --slot 20        # the workshop gives each lesson 20 minutes
 Predicts each lesson's minutes here from the times recorded by
-`python -m labkit.course notebooks --save-times`, scaled by this machine's fp32 matmul peak,
+`python -m labkit.course.runner notebooks --save-times`, scaled by this machine's fp32 matmul peak,
 and flags a lesson predicted over the slot.""",
     "prepare": "example:\n  labkit prepare",
 }
@@ -310,3 +323,84 @@ def export_flags(s) -> None:
     s.add_argument("--output_path", "-o", default=None)
     s.add_argument("--overwrite", action="store_true",
                    help="replace an export of another model, adapter or precision in --output_path")
+
+
+# --- what finetune reads from its flags ------------------------------------------------------
+
+
+MIN_TRAIN_EXAMPLES = 8              # fewer: a model only memorises them
+
+
+def task_from_flags(args) -> Task:
+    """The task named by the data flags (:func:`labkit.data.load_task`)."""
+    from labkit import data
+
+    return data.load_task(data_source(getattr(args, "data_name", None), getattr(args, "data_files", None)),
+                           args.text_template, getattr(args, "task_name", None),
+                           getattr(args, "normalize_labels", False))
+
+
+def train_config(args):
+    """Olive's finetune flags as a :class:`labkit.train.TrainConfig`."""
+    from labkit import env, train
+
+    values = dict(method=args.method, r=args.lora_r, lora_alpha=args.lora_alpha,
+                  lora_dropout=args.lora_dropout, learning_rate=args.learning_rate,
+                  lr_scheduler_type=args.lr_scheduler_type, warmup_steps=args.warmup_steps,
+                  weight_decay=args.weight_decay, max_steps=args.max_steps,
+                  batch_size=args.per_device_train_batch_size,
+                  gradient_accumulation_steps=args.gradient_accumulation_steps,
+                  group_by_length=args.group_by_length, max_length=args.max_seq_len, logging_steps=args.logging_steps,
+                  eval_steps=args.eval_steps, save_steps=args.save_steps,
+                  early_stopping_patience=args.early_stopping_patience, report_to=args.report_to,
+                  logging_dir=args.logging_dir, seed=env.seed() if args.seed is None else args.seed,
+                  target_modules=args.target_modules or "all-linear",
+                  modules_to_save=args.modules_to_save or None,
+                  eval_batch_size=args.per_device_eval_batch_size or None,
+                  gradient_checkpointing=args.gradient_checkpointing,   # None: the hardware rule
+                  dtype=None if args.torch_dtype == "auto" else args.torch_dtype)
+    return train.TrainConfig(**values)
+
+
+def check_hardware_flags(args) -> str:
+    """Check --gradient_checkpointing / --torch_dtype against this machine, saying once what a
+    choice that differs from labkit's hardware rule (``labkit.env``) costs; returns the device.
+    The values themselves go into the TrainConfig (:func:`train_config`)."""
+    from labkit import env
+
+    dev = env.device()
+    if dev == "cpu" and args.torch_dtype == "float16":
+        raise CLIError("--torch_dtype float16: fp16 mixed precision needs a CUDA GPU; on a CPU use "
+                       "float32 (the default here) or bfloat16.")
+    if dev == "cpu" and args.gradient_checkpointing:
+        note("--gradient_checkpointing true on a CPU: each step recomputes the forward pass "
+             "(about a third more compute per step) to save memory, which a CPU rarely lacks.")
+    if dev == "cpu" and args.torch_dtype == "bfloat16" and not env.native_bf16():
+        note("--torch_dtype bfloat16 on a CPU without native bf16 (no avx512_bf16/amx_bf16): bf16 "
+             "is emulated, several times slower than float32 (TRL's bf16 defaults measured ~15x "
+             "slower per step on such a CPU).")
+    elif dev == "cpu" and args.torch_dtype == "bfloat16":
+        note("--torch_dtype bfloat16 on a CPU with native bf16: as accurate as float32 over 5 paired seeds, "
+             "but a whole tone run was only ~1.05x faster (bench/bf16_vs_fp32.py); float32 is the default.")
+    if dev == "cpu" and args.method == "qlora":
+        note("--method qlora on a CPU: the 4-bit weights are unpacked at every step, so a step is "
+             "slower than LoRA; QLoRA saves GPU memory, which is what it is for.")
+    return dev
+
+
+def training_records(args, task: Task) -> tuple[list[dict], list[dict]]:
+    """The training and validation examples the finetune flags select, checked: enough of them, every
+    validation label seen in training, and a note when the two splits overlap."""
+    train_records = task.split(args.train_split or "train", "--train_split")[: args.max_samples]
+    eval_cap = args.max_eval_samples or (None if args.eval_split else DEFAULT_EVAL_SAMPLES)
+    eval_records = task.split(args.eval_split or "validation", "--eval_split")[:eval_cap]
+    if len(train_records) < MIN_TRAIN_EXAMPLES:
+        raise CLIError(f"{task.source}: {len(train_records)} training example(s) (--train_split "
+                       f"{args.train_split or 'train'}); fine-tuning needs at least {MIN_TRAIN_EXAMPLES} "
+                       "(a few hundred to learn a task well). Add examples.")
+    check_labels_seen(task, train_records, {"validation": eval_records})
+    overlap = len({id(r) for r in train_records} & {id(r) for r in eval_records})
+    if overlap:
+        note(f"--train_split and --eval_split share {overlap} examples: the validation loss will look "
+             "better than it is.")
+    return train_records, eval_records

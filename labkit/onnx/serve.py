@@ -1,12 +1,15 @@
 """Run an exported model: an onnxruntime-genai session on this machine's cores, chat and
 stream with it (:class:`GenAIModel`), score the next token, and compare its greedy answers with
-PyTorch's (:func:`parity`). :mod:`labkit.export` builds the folders this module runs."""
+PyTorch's (:func:`parity`). :mod:`labkit.onnx.build` builds the folders this module runs."""
 
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from pathlib import Path
+
+from labkit.onnx.adapter_files import check_onnx_adapter, find_adapter_files, read_base
 
 INSTALL_HINT = "pip install onnxruntime-genai onnx-ir onnxscript"
 
@@ -28,7 +31,7 @@ def session_config(path, threads: int | None = None):
     a 128-token prompt took 244 ms with the int4 model instead of 153 ms with both cores
     (bench/inference.py). The setting is made at load time, not written into the export's
     genai_config.json, so an export copied to another machine uses that machine's cores."""
-    from .env import cpu_cores
+    from labkit.env import cpu_cores
 
     og = import_og()
     config = og.Config(str(path))
@@ -113,17 +116,17 @@ class GenAIModel:
         if not hasattr(self, "_seeds"):
             import random
 
-            from . import env
+            from labkit import env
 
             self._seeds = random.Random(env.seed())
         return self._seeds.randrange(2**31)
 
     def _before_prompt(self, generator, adapter) -> None:
         """Set up a request's generator before its prompt is processed: a plain export has no
-        adapters (:class:`labkit.adapters.MultiAdapterModel` sets the request's adapter here)."""
+        adapters (:class:`labkit.onnx.serve.MultiAdapterModel` sets the request's adapter here)."""
         if adapter is not None:
             raise ValueError(f"{self.path} is a plain export with no adapters; adapter={adapter!r} needs a "
-                             "multi-adapter base (labkit.adapters.MultiAdapterModel).")
+                             "multi-adapter base (labkit.onnx.serve.MultiAdapterModel).")
 
     def stream(self, prompt_or_messages, max_new_tokens=64, do_sample=False, temperature=0.7, top_p=0.9, chat=True,
                adapter=None):
@@ -252,3 +255,137 @@ def parity(torch_model, tokenizer, onnx_path, prompts, max_new_tokens=16) -> dic
         "greedy_match": sum(r["greedy_match"] for r in rows) / len(rows),
         "all_greedy_identical": all(r["torch_tokens"] == r["onnx_tokens"] for r in rows),
     }
+
+
+# --------------------------------------------------------------------------- many adapters on one base
+
+
+_ACTIVE = object()  # "the adapter set with set_adapter()"
+
+
+class MultiAdapterModel(GenAIModel):
+    """A multi-adapter base with its adapters: chat, stream and score with any of them per request.
+
+    >>> m = MultiAdapterModel(generate_adapter(base, [tone_dir, recipes_dir], out))
+    >>> m.adapters                      # loaded from out/*.onnx_adapter, each checked first
+    >>> m.generate(prompt, adapter="tone")     # this request only
+    >>> m.set_adapter("recipes"); m.generate(prompt)   # the default for later requests
+    >>> m.generate(prompt, adapter=None)       # the plain base model
+
+    Every method of :class:`labkit.onnx.serve.GenAIModel` that runs the model (``generate``,
+    ``stream``, ``greedy_ids``, ``logits``) takes ``adapter=``. An adapter is applied to a
+    request when its generator is created, so requests with different adapters can be
+    interleaved (e.g. two streams).
+    """
+
+    def __init__(self, path, adapters=None):
+        self.base = read_base(path)
+        super().__init__(path)
+        self.og_adapters = self._og.Adapters(self.model)
+        self.adapters: dict[str, Path] = {}
+        self.active: str | None = None
+        files = find_adapter_files(self.path) if adapters is None else adapters
+        for name, file in files.items():
+            self.load_adapter(name, file)
+
+    def __repr__(self):
+        return f"MultiAdapterModel({str(self.path)!r}, adapters={list(self.adapters)})"
+
+    def load_adapter(self, name: str, file) -> dict:
+        """Check ``file`` against this base (:func:`labkit.onnx.adapter_files.check_onnx_adapter`), then load it as ``name``."""
+        info = check_onnx_adapter(file, self.base)
+        if name in self.adapters:
+            self.unload_adapter(name)
+        self.og_adapters.load(str(file), name)
+        self.adapters[name] = Path(file)
+        return info
+
+    def unload_adapter(self, name: str) -> None:
+        """Free an adapter's memory; later requests cannot use it."""
+        self._known(name)
+        self.og_adapters.unload(name)
+        del self.adapters[name]
+        if self.active == name:
+            self.active = None
+
+    def set_adapter(self, name: str | None) -> None:
+        """The adapter requests use when they do not pass ``adapter=`` (None: the base model)."""
+        self.active = self._known(name)
+
+    def _known(self, name):
+        if name is not None and name not in self.adapters:
+            raise KeyError(f"No adapter {name!r} loaded; loaded: {list(self.adapters)} (load_adapter() adds one).")
+        return name
+
+    def _resolve(self, adapter) -> str | None:
+        """The adapter a request asked for: ``adapter=`` if given, else the one set with set_adapter()."""
+        return self._known(self.active if adapter is _ACTIVE else adapter)
+
+    def _before_prompt(self, generator, adapter) -> None:
+        """The request's adapter, passed down with the request, is set on its own generator
+        before the prompt is processed."""
+        if adapter is not None:
+            generator.set_active_adapter(self.og_adapters, adapter)
+
+    def stream(self, prompt_or_messages, *args, adapter=_ACTIVE, **kwargs):
+        """GenAIModel.stream with ``adapter=`` (a loaded adapter's name, or None for the base).
+        The adapter is chosen when the call is made, not when the stream is first read."""
+        return super().stream(prompt_or_messages, *args, adapter=self._resolve(adapter), **kwargs)
+
+    def generate(self, prompt_or_messages, *args, adapter=_ACTIVE, **kwargs) -> str:
+        """GenAIModel.generate with ``adapter=``."""
+        return "".join(self.stream(prompt_or_messages, *args, adapter=adapter, **kwargs))
+
+    def greedy_ids(self, input_ids, max_new_tokens=16, adapter=_ACTIVE) -> list[int]:
+        """GenAIModel.greedy_ids with ``adapter=``."""
+        return super().greedy_ids(input_ids, max_new_tokens, adapter=self._resolve(adapter))
+
+    def logits(self, prompt, all_positions=False, adapter=_ACTIVE):
+        """GenAIModel.logits with ``adapter=``."""
+        return super().logits(prompt, all_positions, adapter=self._resolve(adapter))
+
+    def classify(self, prompts_ids, labels, label_ids, adapter=_ACTIVE) -> list[str]:
+        """Label scoring: for each prompt (a list of token ids), the label whose first token
+        (``label_ids``, see ``labkit.evaluate.label_token_ids``) has the highest logit at the
+        last position. One forward pass per prompt, no generation."""
+        import numpy as np
+
+        return [labels[int(np.argmax(self.logits(ids, adapter=adapter)[label_ids]))] for ids in prompts_ids]
+
+
+def adapter_switch_us(model: MultiAdapterModel, names, repeats: int = 200, max_length: int = 64) -> list[float]:
+    """What switching adapters costs per request, in microseconds: for each of ``repeats`` fresh
+    requests (an onnxruntime-genai generator whose KV cache holds ``max_length`` tokens) the time
+    of ``set_active_adapter`` alone, cycling through ``names`` (adapters loaded in ``model``).
+    Returns one time per request (read the median: the first ones include a warm-up)."""
+    og = model._og
+    names = [model._known(name) for name in names]
+    times = []
+    for i in range(repeats):
+        params = og.GeneratorParams(model.model)
+        params.set_search_options(max_length=max_length)
+        generator = og.Generator(model.model, params)
+        start = time.perf_counter()
+        generator.set_active_adapter(model.og_adapters, names[i % len(names)])
+        times.append(1e6 * (time.perf_counter() - start))
+        del generator
+    return times
+
+
+def request_without_checks(model: GenAIModel, adapter_file, prompt_ids) -> str | None:
+    """What happens when labkit's load-time checks are skipped: ``adapter_file`` is loaded with
+    onnxruntime-genai's own ``Adapters.load`` (which only parses it) and one request runs with it
+    on ``model``. Returns None if the request ran, or onnxruntime-genai's error message if it
+    failed (for an adapter the base has no inputs for: ``Invalid input name ...``)."""
+    og = model._og
+    raw = og.Adapters(model.model)
+    raw.load(str(adapter_file), "unchecked")
+    params = og.GeneratorParams(model.model)
+    params.set_search_options(max_length=len(prompt_ids) + 1)
+    generator = og.Generator(model.model, params)
+    generator.set_active_adapter(raw, "unchecked")
+    try:
+        generator.append_tokens([int(t) for t in prompt_ids])
+        return None
+    except Exception as e:  # onnxruntime-genai raises a plain RuntimeError
+        return str(e)

@@ -89,16 +89,16 @@ def serving_rss_mb(model_dirs, prompt_ids) -> float:
     and answers one request per task: measured in a fresh process (:func:`fresh_process_rss_mb`).
 
     A folder with ``.onnx_adapter`` files (a multi-adapter base, lesson 07) is loaded once as a
-    :class:`labkit.adapters.MultiAdapterModel` with every adapter in it, and answers one request
+    :class:`labkit.onnx.serve.MultiAdapterModel` with every adapter in it, and answers one request
     with each adapter; any other folder (e.g. a merged export) is loaded as a
-    :class:`labkit.export.GenAIModel` and answers one request. A request is one forward pass
+    :class:`labkit.onnx.serve.GenAIModel` and answers one request. A request is one forward pass
     over ``prompt_ids`` (the logits at the last position): it makes onnxruntime allocate what
     serving needs, beyond the weights."""
     folders = [str(d) for d in model_dirs]
     ids = [int(t) for t in prompt_ids]
     code = (
-        "from labkit.adapters import MultiAdapterModel, find_adapter_files\n"
-        "from labkit.export import GenAIModel\n"
+        "from labkit.onnx.adapter_files import find_adapter_files\nfrom labkit.onnx.serve import MultiAdapterModel\n"
+        "from labkit.onnx.serve import GenAIModel\n"
         "loaded = []\n"
         f"for folder in {folders!r}:\n"
         "    if find_adapter_files(folder):\n"
@@ -115,57 +115,3 @@ def serving_rss_mb(model_dirs, prompt_ids) -> float:
 
 # --- before a run: how much memory will training take? ------------------------------------
 
-def training_memory_gb(model_config, cfg, seq_len: int | None = None, dev: str | None = None) -> dict:
-    """An estimate, in GB, of the memory a training run needs on ``dev``, term by term.
-
-    ``model_config`` is the model's config (``model.config``; nothing is loaded), ``cfg`` the
-    :class:`labkit.train.TrainConfig`; sequences are ``seq_len`` tokens (default
-    ``cfg.max_length``, the longest allowed). The terms, so that you can see what to change:
-
-    - ``weights``: every parameter in the weights dtype (NF4 for QLoRA: ~0.5 byte + scales);
-    - ``trainable``: LoRA's parameters (counted on every linear layer: an upper bound when
-      ``target_modules`` names fewer), or all for ``method="full"``, in fp32, their gradients
-      and the optimizer state (AdamW: 8 bytes per parameter; 8-bit AdamW: 2);
-    - ``activations``: what the backward pass needs, per layer and token ~(8·hidden +
-      4·intermediate) values in the training dtype; with gradient checkpointing only each
-      layer's input is kept, plus one layer's activations while it is recomputed;
-    - ``logits``: the output layer's fp32 logits and their gradient at every position (an
-      upper bound: labkit and TRL compute them on answer tokens only).
-
-    Frameworks add workspace and fragmentation on top: keep the total well under the device."""
-    from . import env
-
-    dev = dev or env.device()
-    seq_len = seq_len or cfg.max_length
-    h, n_layers = model_config.hidden_size, model_config.num_hidden_layers
-    inter = getattr(model_config, "intermediate_size", 4 * h)
-    vocab = model_config.vocab_size
-    kv = getattr(model_config, "num_key_value_heads", model_config.num_attention_heads)
-    head_dim = getattr(model_config, "head_dim", None) or h // model_config.num_attention_heads
-    per_layer = 2 * h * h + 2 * h * kv * head_dim + 3 * h * inter  # q, o, k, v, gate, up, down
-    embeddings = vocab * h * (1 if getattr(model_config, "tie_word_embeddings", False) else 2)
-    n_params = n_layers * per_layer + embeddings
-
-    weight_bytes = 0.5 + 0.5 / 64 * 4 if cfg.method == "qlora" else env.weights_dtype(dev).itemsize
-    if cfg.method == "full":
-        n_trainable = n_params
-    else:  # LoRA on every linear layer of the blocks: r x (d_in + d_out) each
-        sizes = [(h, h), (h, h), (h, kv * head_dim), (h, kv * head_dim), (h, inter), (h, inter), (inter, h)]
-        n_trainable = n_layers * sum(cfg.r * (a + b) for a, b in sizes)
-    optimizer_bytes = 2 if "8bit" in cfg.optimizer(dev) else 8
-    act_bytes = cfg.train_dtype(dev).itemsize
-    tokens = cfg.batch_size * seq_len
-    full_layer = (8 * h + 4 * inter) * act_bytes * tokens
-    if cfg.uses_gradient_checkpointing(dev):
-        activations = n_layers * h * act_bytes * tokens + full_layer
-    else:
-        activations = n_layers * full_layer
-    terms = {
-        "weights": n_params * weight_bytes,
-        "trainable": n_trainable * (4 + 4 + optimizer_bytes),
-        "activations": activations,
-        "logits": 2 * tokens * vocab * 4,
-    }
-    gb = {k: v / 1e9 for k, v in terms.items()}
-    gb["total"] = sum(gb.values())
-    return gb

@@ -11,8 +11,8 @@ trained now (a few minutes on a CPU).
 
 from __future__ import annotations
 
-from . import data, env, train
-from .atomic import labkit_home
+from labkit import data, env, train
+from labkit.cache import labkit_home
 
 
 def tone_recipe() -> tuple[train.TrainConfig, list[dict]]:

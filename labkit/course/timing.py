@@ -72,14 +72,14 @@ def torch_speed(model, prompt_ids, new_tokens: int, runs: int = 2) -> dict:
 
 
 def genai_speed(model, prompt_ids, new_tokens: int, runs: int = 2, adapter: str | None = None) -> dict:
-    """TTFT and decode speed of an onnxruntime-genai model (a :class:`labkit.export.GenAIModel`,
-    or a :class:`labkit.adapters.MultiAdapterModel` with ``adapter``: one of its loaded adapters,
+    """TTFT and decode speed of an onnxruntime-genai model (a :class:`labkit.onnx.serve.GenAIModel`,
+    or a :class:`labkit.onnx.serve.MultiAdapterModel` with ``adapter``: one of its loaded adapters,
     active for the request; None: the base alone). See the module docstring.
 
     The clock starts after the request is set up (the adapter included): TTFT is
     ``append_tokens(prompt)`` plus the first ``generate_next_token()``, decode is every later
     ``generate_next_token()``."""
-    from .runtime import import_og
+    from labkit.onnx.serve import import_og
 
     og = import_og()
     prompt_ids = [int(t) for t in prompt_ids]

@@ -25,29 +25,31 @@ import json
 import sys
 from pathlib import Path
 
-from .atomic import atomic_file
-from .cli_flags import (  # noqa: F401  (CLIError is part of this module's API)
-    DEFAULT_EVAL_SAMPLES,
+from labkit.cache import atomic_file
+from labkit.cli.flags import (
     EXAMPLES,
     PROVIDERS,
     CLIError,
     Parser,
     comma_list,
+    check_hardware_flags,
     common_flags,
     data_flags,
     export_flags,
     fill_task_defaults,
     finetune_flags,
-    positive_float,
+    task_from_flags,
     parse_run_config,
+    positive_float,
     positive_int,
     read_run_config,
+    train_config,
+    training_records,
 )
-from .lora_files import check_adapter
-from .models import BASE_POINTER, resolve_model
-from .tasks import Task, check_labels_seen, data_source, note
+from labkit.data import check_labels_seen
+from labkit.models import BASE_POINTER, resolve_model
+from labkit.onnx.adapter_files import check_peft_adapter
 
-MIN_TRAIN_EXAMPLES = 8              # fewer: a model only memorises them
 
 
 # --- small helpers -------------------------------------------------------------------------
@@ -70,18 +72,11 @@ def set_log_level(level: int) -> None:
 # --- commands ------------------------------------------------------------------------------
 
 def _doctor(args) -> int:
-    from .doctor import doctor
+    from labkit.course.doctor import doctor
 
     return doctor(args.slot)
 
 
-def load_task(args) -> Task:
-    """The task named by the data flags (:func:`labkit.tasks.load_task`)."""
-    from . import tasks
-
-    return tasks.load_task(data_source(getattr(args, "data_name", None), getattr(args, "data_files", None)),
-                           args.text_template, getattr(args, "task_name", None),
-                           getattr(args, "normalize_labels", False))
 
 
 def _prepare(args) -> int:
@@ -90,60 +85,16 @@ def _prepare(args) -> int:
     return 0
 
 
-def train_config(args):
-    """Olive's finetune flags as a :class:`labkit.train.TrainConfig`."""
-    from . import env, train
-
-    values = dict(method=args.method, r=args.lora_r, lora_alpha=args.lora_alpha,
-                  lora_dropout=args.lora_dropout, learning_rate=args.learning_rate,
-                  lr_scheduler_type=args.lr_scheduler_type, warmup_steps=args.warmup_steps,
-                  weight_decay=args.weight_decay, max_steps=args.max_steps,
-                  batch_size=args.per_device_train_batch_size,
-                  gradient_accumulation_steps=args.gradient_accumulation_steps,
-                  group_by_length=args.group_by_length, max_length=args.max_seq_len, logging_steps=args.logging_steps,
-                  eval_steps=args.eval_steps, save_steps=args.save_steps,
-                  early_stopping_patience=args.early_stopping_patience, report_to=args.report_to,
-                  logging_dir=args.logging_dir, seed=env.seed() if args.seed is None else args.seed,
-                  target_modules=args.target_modules or "all-linear",
-                  modules_to_save=args.modules_to_save or None,
-                  eval_batch_size=args.per_device_eval_batch_size or None,
-                  gradient_checkpointing=args.gradient_checkpointing,   # None: the hardware rule
-                  dtype=None if args.torch_dtype == "auto" else args.torch_dtype)
-    return train.TrainConfig(**values)
 
 
-def check_hardware_flags(args) -> str:
-    """Check --gradient_checkpointing / --torch_dtype against this machine, saying once what a
-    choice that differs from labkit's hardware rule (``labkit.env``) costs; returns the device.
-    The values themselves go into the TrainConfig (:func:`train_config`)."""
-    from . import env
-
-    dev = env.device()
-    if dev == "cpu" and args.torch_dtype == "float16":
-        raise CLIError("--torch_dtype float16: fp16 mixed precision needs a CUDA GPU; on a CPU use "
-                       "float32 (the default here) or bfloat16.")
-    if dev == "cpu" and args.gradient_checkpointing:
-        note("--gradient_checkpointing true on a CPU: each step recomputes the forward pass "
-             "(about a third more compute per step) to save memory, which a CPU rarely lacks.")
-    if dev == "cpu" and args.torch_dtype == "bfloat16" and not env.native_bf16():
-        note("--torch_dtype bfloat16 on a CPU without native bf16 (no avx512_bf16/amx_bf16): bf16 "
-             "is emulated, several times slower than float32 (TRL's bf16 defaults measured ~15x "
-             "slower per step on such a CPU).")
-    elif dev == "cpu" and args.torch_dtype == "bfloat16":
-        note("--torch_dtype bfloat16 on a CPU with native bf16: as accurate as float32 over 5 paired seeds, "
-             "but a whole tone run was only ~1.05x faster (bench/bf16_vs_fp32.py); float32 is the default.")
-    if dev == "cpu" and args.method == "qlora":
-        note("--method qlora on a CPU: the 4-bit weights are unpacked at every step, so a step is "
-             "slower than LoRA; QLoRA saves GPU memory, which is what it is for.")
-    return dev
 
 
 def _finetune(args) -> int:
     import torch
 
-    from . import data, models, train
+    from labkit import data, models, train
 
-    task = load_task(args)   # data before the model: cheap checks first
+    task = task_from_flags(args)   # data before the model: cheap checks first
     chosen = fill_task_defaults(args, task.kind)
     cfg = train_config(args)
     train_records, eval_records = training_records(args, task)
@@ -184,29 +135,13 @@ def _finetune(args) -> int:
     return 0
 
 
-def training_records(args, task: Task) -> tuple[list[dict], list[dict]]:
-    """The training and validation examples the finetune flags select, checked: enough of them, every
-    validation label seen in training, and a note when the two splits overlap."""
-    train_records = task.split(args.train_split or "train", "--train_split")[: args.max_samples]
-    eval_cap = args.max_eval_samples or (None if args.eval_split else DEFAULT_EVAL_SAMPLES)
-    eval_records = task.split(args.eval_split or "validation", "--eval_split")[:eval_cap]
-    if len(train_records) < MIN_TRAIN_EXAMPLES:
-        raise CLIError(f"{task.source}: {len(train_records)} training example(s) (--train_split "
-                       f"{args.train_split or 'train'}); fine-tuning needs at least {MIN_TRAIN_EXAMPLES} "
-                       "(a few hundred to learn a task well). Add examples.")
-    check_labels_seen(task, train_records, {"validation": eval_records})
-    overlap = len({id(r) for r in train_records} & {id(r) for r in eval_records})
-    if overlap:
-        note(f"--train_split and --eval_split share {overlap} examples: the validation loss will look "
-             "better than it is.")
-    return train_records, eval_records
 
 
 def _say_what_was_kept(args, cfg) -> None:
     """After Ctrl-C during training: what is on disk, and the command that resumes."""
     import shlex
 
-    from . import train
+    from labkit import train
 
     if not train.is_main_process():
         return
@@ -234,14 +169,14 @@ def _load_adapter(model, adapter: Path):
 
 
 def _evaluate(args) -> int:
-    from . import evaluate, models
+    from labkit import evaluate, models
 
-    task = load_task(args)
+    task = task_from_flags(args)
     records = task.split(args.split, "--split")[: args.max_samples]
     if task.kind == "classification":
         check_labels_seen(task, task.split("train", "--split"), {"test": records})
     base = resolve_model(args.model_name_or_path)
-    adapter = check_adapter(args.adapter_path, base) if args.adapter_path else None
+    adapter = check_peft_adapter(args.adapter_path, base, "--adapter_path") if args.adapter_path else None
     model, tok = models.load_base(base, trust_remote_code=args.trust_remote_code)
     if adapter:
         model = _load_adapter(model, adapter)
@@ -265,7 +200,7 @@ def _evaluate(args) -> int:
             golds = [json.loads(p["completion"]) for p in pairs]
             out = {k: v for k, v in evaluate.extraction_scores(outputs, golds).items() if k != "f1s"}
         elif task.kind == "sql":
-            from .data import database_path
+            from labkit.data import database_path
 
             golds = [p["completion"].strip() for p in pairs]
             out = {k: v for k, v in evaluate.sql_scores(outputs, golds, database_path()).items()
@@ -290,7 +225,7 @@ def confusion_table(report: dict) -> str:
 
 
 def _export(args) -> int:
-    from . import export
+    from labkit.onnx import build
 
     device = args.device
     if args.provider:
@@ -306,16 +241,16 @@ def _export(args) -> int:
     if not Path(base).is_dir():
         raise CLIError(f"--model_name_or_path {args.model_name_or_path}: export needs a local model "
                        "folder (the ONNX builder reads its files); save the model with save_pretrained().")
-    adapter = check_adapter(args.adapter_path, base) if args.adapter_path else None
+    adapter = check_peft_adapter(args.adapter_path, base, "--adapter_path") if args.adapter_path else None
     out = Path(args.output_path).expanduser() if args.output_path else None
     if out is not None and out.exists() and not out.is_dir():
         raise CLIError(f"--output_path {out}: is a file; pass a folder.")
     try:
-        built = export.export_onnx(base, adapter_dir=adapter, precision=args.precision, device=device,
+        built = build.export_onnx(base, adapter_dir=adapter, precision=args.precision, device=device,
                                    out=out, overwrite=args.overwrite)
     except FileExistsError as e:
         raise CLIError(f"--output_path: {e}") from None
-    print(f"ONNX model ready: {built} ({export.folder_size_mb(built):.0f} MB)")
+    print(f"ONNX model ready: {built} ({build.folder_size_mb(built):.0f} MB)")
     return 0
 
 
@@ -352,17 +287,16 @@ def _chat(args) -> int:
 def _chat_model(folder: Path, wanted: str | None):
     """The model to chat with, and the adapter to use: a plain export, or a multi-adapter base
     with every .onnx_adapter loaded (and checked) now, so a damaged one is named before the chat."""
-    from . import adapters
-    from .export import GenAIModel
+    from labkit.onnx import adapter_files, serve
 
     try:
-        adapters.read_base(folder)
+        adapter_files.read_base(folder)
         multi = True
-    except adapters.AdapterError:
+    except adapter_files.AdapterError:
         multi = False
     try:
-        model = adapters.MultiAdapterModel(folder) if multi else GenAIModel(folder)
-    except adapters.AdapterError:
+        model = serve.MultiAdapterModel(folder) if multi else serve.GenAIModel(folder)
+    except adapter_files.AdapterError:
         raise  # a damaged or mismatched .onnx_adapter: its own message names the file
     except Exception as e:  # onnxruntime-genai: a broken or half-copied export
         raise CLIError(f"--model_path {folder}: onnxruntime-genai could not load it "
@@ -387,8 +321,8 @@ def _generate_adapter(args) -> int:
     base = resolve_model(args.base_model_path, "--base_model_path")
     if not Path(base).is_dir():
         raise CLIError(f"--base_model_path {args.base_model_path}: needs a local model folder.")
-    adapters = [check_adapter(p, base, "--adapter_paths") for p in args.adapter_paths]
-    from .adapters import generate_adapter
+    adapters = [check_peft_adapter(p, base, "--adapter_paths") for p in args.adapter_paths]
+    from labkit.onnx.build import generate_adapter
 
     try:
         out = generate_adapter(base, adapters, args.output_path, precision=args.precision, overwrite=args.overwrite)
@@ -412,7 +346,7 @@ def _run(args) -> int:
 
 
 def _search(args) -> int:
-    from .cli_search import search_command
+    from labkit.cli.search import search_command
 
     return search_command(args)
 
@@ -421,6 +355,7 @@ RUNNABLE = ("finetune", "evaluate", "auto-opt", "export", "generate-adapter")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `labkit` parser: one subcommand per command, Olive's flag names."""
     p = Parser(prog="labkit", description="Fine-Tuning Lab command line (Olive's flag names).",
                 epilog=__doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -480,9 +415,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from .adapters import AdapterError
-    from .data import DataError
-    from .models import ModelNotFoundError
+    """Run the `labkit` command; a bad input ends in one clear message and exit code 2, never a traceback."""
+    from labkit.onnx.adapter_files import AdapterError
+    from labkit.data import DataError
+    from labkit.models import ModelNotFoundError
 
     try:
         args = build_parser().parse_args(argv)

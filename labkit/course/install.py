@@ -177,5 +177,5 @@ def print_report(report: dict) -> None:
               else "Everything the course needs was already installed: nothing changed.")
 
 
-if __name__ == "__main__":  # python -m labkit.install [COURSE_DIR]
+if __name__ == "__main__":  # python -m labkit.course.install [COURSE_DIR]
     install_course(sys.argv[1] if len(sys.argv) > 1 else os.getcwd())

@@ -1,6 +1,6 @@
 """Data parallelism, measured: what one gradient exchange costs.
 
-    torchrun --standalone --nproc_per_node 2 -m labkit.parallel 4884480
+    torchrun --standalone --nproc_per_node 2 -m labkit.course.parallel 4884480
 
 Under data parallelism every process holds the whole model, computes gradients on its share
 of the batch, and then the processes *average* their gradients (an all-reduce) before each
@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from .memory import release_freed_memory
+from labkit.course.memory import release_freed_memory
 
 
 def allreduce_seconds(n_floats: int, repeats: int = 10) -> float:
@@ -89,20 +89,21 @@ def run_finetune(processes: int, finetune_args, output_path) -> dict:
 
 
 def time_allreduce(n_floats: int, processes: int = 2) -> dict:
-    """Run this module on ``processes`` processes (``torchrun ... -m labkit.parallel n_floats``) and
+    """Run this module on ``processes`` processes (``torchrun ... -m labkit.course.parallel n_floats``) and
     return the JSON line its main process prints: ``processes``, ``backend``, ``floats``,
     ``megabytes`` and ``allreduce_seconds`` (the median of 10, :func:`allreduce_seconds`)."""
     release_freed_memory()
-    done = subprocess.run(launch_command(processes, "labkit.parallel", [n_floats]), capture_output=True, text=True)
+    done = subprocess.run(launch_command(processes, "labkit.course.parallel", [n_floats]), capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"timing the all-reduce on {processes} processes failed:\n{done.stderr[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main(argv=None) -> None:
+    """`torchrun ... -m labkit.course.parallel N`: time an all-reduce of N floats on every process."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="torchrun --standalone --nproc_per_node N -m labkit.parallel",
+    parser = argparse.ArgumentParser(prog="torchrun --standalone --nproc_per_node N -m labkit.course.parallel",
                                      description="Time one all-reduce of a gradient of N float32 numbers.")
     parser.add_argument("n_floats", type=int, help="gradient size, e.g. a model's trainable parameter count")
     n_floats = parser.parse_args(argv).n_floats

@@ -27,14 +27,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .cli_flags import CLIError, fill_task_defaults, parse_run_config, read_run_config
+from labkit.cli.flags import CLIError, fill_task_defaults, parse_run_config, read_run_config
 
 STUDY_KEYS = {"n_trials": 8, "sampler": "tpe", "seed": 0}
 
 
 def read_search_config(path: Path, finetune_parser):
     """(finetune args, study settings, search space) from a search file; every mistake names the key."""
-    from . import search
+    from labkit import search
 
     config = read_run_config(path)
     space = config.pop("search", None)
@@ -64,13 +64,13 @@ def search_command(args) -> int:
     import torch
     import yaml
 
-    from . import evaluate, models, search
-    from .cli import check_hardware_flags, load_task, train_config, training_records
-    from .tasks import note
+    from labkit import evaluate, models, search
+    from labkit.cli.flags import check_hardware_flags, task_from_flags, train_config, training_records
+    from labkit.data import note
 
     path = Path(args.config).expanduser()
     fargs, config, study_cfg, params = read_search_config(path, args.subparsers["finetune"])
-    task = load_task(fargs)
+    task = task_from_flags(fargs)
     fill_task_defaults(fargs, task.kind)
     cfg = train_config(fargs)
     if task.kind != "classification":

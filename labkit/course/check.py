@@ -2,7 +2,7 @@
 
 Every lesson ends with exercises. After solving one, a learner calls
 
-    from labkit.check import check
+    from labkit.course.check import check
     check("05.1", stops, evals=results["overfit"]["evals"])
 
 and gets one line back: ``✓ 05.1: <what was right>`` or ``✗ 05.1: <a hint>`` (the hint points
@@ -17,7 +17,7 @@ exercise is a judgement (when would you sample?), the check judges what can be j
 docstring says what is left to the learner. The instructor's notebooks end each worked
 solution with ``assert check(...)``, so CI proves that every reference answer passes.
 
-Student copies (``labkit.student``) replace each worked solution with a cell that raises
+Student copies (``labkit.course.student``) replace each worked solution with a cell that raises
 :class:`YourTurn`, which Jupyter shows as one line, without a traceback.
 """
 
@@ -70,7 +70,7 @@ def check(exercise: str, answer, **measured) -> bool:
     except TypeError as e:
         needs = [p for p in inspect.signature(checker).parameters if p != "answer"]
         raise TypeError(f"check({exercise!r}, answer, ...) takes the lesson's {', '.join(f'{n}=...' for n in needs)} "
-                        f"({e}); see help(labkit.check.CHECKS[{exercise!r}]).") from None
+                        f"({e}); see help(labkit.course.check.CHECKS[{exercise!r}]).") from None
     try:
         ok, message = checker(answer, **measured)
     except Exception as e:   # an answer of another shape than the checker reads: a wrong answer, not a crash

@@ -10,29 +10,42 @@ Three things live here:
 * :func:`parity` compares the ONNX model with the PyTorch one it came from.
 
 Heavy libraries (torch, transformers, peft, onnxruntime_genai) are imported inside
-the functions that need them, so ``import labkit.export`` stays cheap.
+the functions that need them, so ``import labkit.onnx.build`` stays cheap.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
 import json
 import logging
 import os
+import re
 import tempfile
 import time
 import warnings
+import zlib
 from pathlib import Path
 
-from .lora_files import adapter_name, check_adapter_dir
-from .runtime import (  # noqa: F401  (GenAIModel, parity... were first defined here)
-    INSTALL_HINT,
-    GenAIModel,
-    greedy_match,
-    import_og,
-    parity,
-    session_config,
+from labkit.cache import atomic_file
+from labkit.models import short_model_name
+from labkit.onnx.adapter_files import (
+    ADAPTER_FORMAT_VERSION,
+    BASE_MANIFEST,
+    SUFFIX,
+    AdapterError,
+    adapter_name,
+    check_lora_modules,
+    check_peft_adapter,
+    check_trained_on,
+    lora_parameters,
+    read_base,
+    read_base_manifest,
+    read_peft_adapter,
+    target_names,
 )
+from labkit.onnx.serve import INSTALL_HINT, import_og
 
 EXPORT_MANIFEST = "labkit_export.json"
 EXPORT_PRECISIONS = ("fp32", "fp16", "int4")
@@ -40,7 +53,7 @@ DEVICES = ("cpu", "cuda", "dml", "webgpu")
 
 # For every precision: compute the output layer (49,152 logits per position for SmolLM2) only
 # at the last prompt position during prefill, the only one generation and label scoring read:
-# the same idea as training's answer-only logits (labkit.answer_loss). Measured with
+# the same idea as training's answer-only logits (labkit.train). Measured with
 # bench/inference.py (128-token prompt, 2 threads, AVX-512 CPU): int4 time to first token
 # 295 -> 244 ms, fp32 339 -> 279 ms. An export made with it returns no logits for earlier
 # positions: export with prune_lm_head=False to score every position (perplexity of a text).
@@ -178,6 +191,7 @@ def folder_fingerprint(folder: Path | None) -> dict | None:
 
 
 def read_export_manifest(folder: Path) -> dict | None:
+    """An export folder's ``labkit_export.json`` (what it was built from), or None."""
     try:
         return json.loads((folder / EXPORT_MANIFEST).read_text())
     except (OSError, ValueError):
@@ -187,11 +201,11 @@ def read_export_manifest(folder: Path) -> dict | None:
 def default_export_dir(model_dir, adapter_dir=None, precision="int4") -> Path:
     """``<labkit home>/onnx/<model>[-<adapter>]-<precision>``, e.g. ``~/.cache/labkit/onnx/SmolLM2-135M-Instruct-int4``.
 
-    The adapter part is :func:`labkit.lora_files.adapter_name`: the run's name for
+    The adapter part is :func:`labkit.onnx.adapter_files.adapter_name`: the run's name for
     ``<run>/adapter`` (naming the export after the run keeps two adapters from overwriting
     each other's export).
     """
-    from .atomic import labkit_home
+    from labkit.cache import labkit_home
 
     name = Path(model_dir).name + (f"-{adapter_name(adapter_dir)}" if adapter_dir else "")
     return labkit_home() / "onnx" / f"{name}-{precision}"
@@ -357,16 +371,16 @@ def builder_options(model_dir: Path, precision: str, int4_options=None, prune_lm
 def build_once(out: Path, manifest: dict, read_manifest, build, *, force: bool = False, overwrite: bool = True,
                same=lambda old, new: old == new, may_hold=lambda path: False, what: str = "labkit export") -> bool:
     """Build the folder ``out`` described by ``manifest`` once: the cache, lock and atomic-build
-    steps that :func:`export_onnx` and :func:`labkit.lora_base.build_base` share. Returns False
+    steps that :func:`export_onnx` and :func:`labkit.onnx.build.build_base` share. Returns False
     when ``out`` already holds the same build (``same(old, manifest)``, ``old`` read back by
     ``read_manifest``), True after building it.
 
     ``build(tmp, work)`` writes the new folder's files into ``tmp``, which replaces ``out`` only
-    when it returns (:func:`labkit.atomic.atomic_dir`), with a scratch folder ``work`` beside
+    when it returns (:func:`labkit.cache.atomic_dir`), with a scratch folder ``work`` beside
     it. A folder ``out`` that holds something else than such a build (files ``may_hold`` does
     not accept) is refused, and so is another build unless ``overwrite``. Two processes building
     the same ``out`` take turns, and the second finds the first's build."""
-    from .atomic import atomic_dir, locked
+    from labkit.cache import atomic_dir, locked
 
     def cached() -> bool:
         old = read_manifest(out)
@@ -421,7 +435,7 @@ def export_onnx(
     is returned at once; a failed build leaves ``out`` as it was.
     """
     model_dir = check_model_dir(model_dir)
-    adapter_dir = check_adapter_dir(adapter_dir) if adapter_dir is not None else None
+    adapter_dir = check_peft_adapter(adapter_dir) if adapter_dir is not None else None
     check_target(precision, device, EXPORT_PRECISIONS)
     og = import_og()
     options = builder_options(model_dir, precision, int4_options, prune_lm_head)
@@ -450,3 +464,352 @@ def export_onnx(
 
 
 # --------------------------------------------------------------------------- runtime
+
+
+# --------------------------------------------------------------------------- one base for many adapters
+# One ONNX base model for many LoRA adapters: the onnxruntime-genai builder's export with
+# every LoRA update ``x·Aᵀ·(α/r)Bᵀ`` left as two MatMuls whose weights are graph **inputs**.
+#
+# :func:`build_base` runs the builder with a LoRA template covering the target modules, keeps
+# the LoRA MatMuls in float (also in an int4 build, whose base MatMuls are 4-bit) and turns their
+# weights into graph inputs whose default is an empty (rank-0) matrix: with no adapter active
+# the model computes the plain base. :func:`read_base` reads back what a base accepts. Each
+# task's adapter then becomes an ``.onnx_adapter`` file (:mod:`labkit.onnx.serve`).
+
+BASE_PRECISIONS = ("fp32", "int4")
+ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+_RANK_DIM = "lora_rank"
+# The builder names a LoRA pair's nodes "/model/layers.3/attn/q_proj/lora_A/MatMul"; PEFT
+# calls that module "model.layers.3.self_attn.q_proj" (Llama-style models).
+_BUILDER_TO_HF = {"attn": "self_attn"}
+
+
+# --------------------------------------------------------------------------- identity
+
+
+def base_identity(model_dir) -> dict:
+    """Name and a cheap id of a base model folder, stamped into every ``.onnx_adapter``.
+
+    The id hashes the model's ``config.json`` (architecture, sizes) and the first and last
+    MiB of each ``*.safetensors`` file (header + some weights), so a model with another
+    architecture or other weights gets another id. It is a 31-bit number because the
+    adapter format stores it as its ``model_version``.
+    """
+    model_dir = Path(model_dir)
+    h = hashlib.sha256((model_dir / "config.json").read_bytes())
+    for f in sorted(model_dir.glob("*.safetensors")):
+        with open(f, "rb") as fh:
+            h.update(fh.read(1 << 20))
+            fh.seek(max(0, f.stat().st_size - (1 << 20)))
+            h.update(fh.read())
+    return {"name": model_dir.name, "id": zlib.crc32(h.digest()) & 0x7FFFFFFF}
+
+
+
+
+# --------------------------------------------------------------------------- base build
+
+
+def default_base_dir(model_dir, precision="fp32") -> Path:
+    """``<labkit home>/onnx/<model>-multi-lora-<precision>``."""
+    from labkit.cache import labkit_home
+
+    return labkit_home() / "onnx" / f"{Path(model_dir).name}-multi-lora-{precision}"
+
+
+def _resolve_targets(target_modules) -> list[str]:
+    """``"all-linear"`` -> the seven Llama projections; otherwise a sorted list of names."""
+    if target_modules in (None, "all-linear"):
+        return sorted(ALL_LINEAR)
+    names = [target_modules] if isinstance(target_modules, str) else list(target_modules)
+    unknown = sorted(set(names) - set(ALL_LINEAR))
+    if unknown:
+        raise ValueError(f"target_modules {unknown} are not among the Llama projections {list(ALL_LINEAR)}.")
+    return sorted(set(names))
+
+
+def _builder_node(layer: int, target: str, which: str) -> str:
+    """The builder's name for a LoRA MatMul node, e.g. ``/model/layers.0/attn/q_proj/lora_A/MatMul``."""
+    block = "mlp" if target in ("gate_proj", "up_proj", "down_proj") else "attn"
+    return f"/model/layers.{layer}/{block}/{target}/lora_{which}/MatMul"
+
+
+def _hf_module(node_name: str) -> str:
+    """``/model/layers.0/attn/q_proj/lora_A/MatMul`` -> ``model.layers.0.self_attn.q_proj``."""
+    parts = node_name.strip("/").split("/")[:-2]
+    return ".".join(_BUILDER_TO_HF.get(p, p) for p in parts)
+
+
+def _write_template_adapter(model_dir: Path, targets: list[str], folder: Path) -> Path:
+    """A rank-1 LoRA adapter on ``targets``: it only tells the builder where LoRA goes
+    (its weights are replaced by graph inputs afterwards)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    peft_model = get_peft_model(model, LoraConfig(r=1, lora_alpha=1, target_modules=targets))
+    peft_model.save_pretrained(folder)
+    return folder
+
+
+def _lora_weights_to_inputs(onnx_dir: Path) -> dict:
+    """Turn the weights of every LoRA MatMul in ``onnx_dir/model.onnx`` into graph inputs.
+
+    Each input is named after the PEFT module (``model.layers.0.self_attn.q_proj.lora_A.weight``),
+    has shape ``[in, r]`` (A) or ``[r, out]`` (B) with a symbolic rank ``r`` per module
+    (``lora_rank.<module>``), and an empty default
+    (rank 0), so the graph runs as the plain base when no adapter feeds it. Returns
+    ``{module: [in, out]}``.
+    """
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model_path = onnx_dir / "model.onnx"
+    model = onnx.load(str(model_path))
+    graph = model.graph
+    initializers = {t.name: t for t in graph.initializer}
+    lora_nodes = [n for n in graph.node if re.search(r"/lora_[AB]/MatMul$", n.name)]
+    quantised = [n.name for n in lora_nodes if n.op_type != "MatMul"]
+    if quantised:
+        raise RuntimeError(f"The builder quantised LoRA MatMuls {quantised[:2]}...; they must stay float.")
+    modules, drop = {}, set()
+    for node in lora_nodes:
+        which = node.name.split("/")[-2][-1]  # "A" or "B"
+        module = _hf_module(node.name)
+        weight = initializers.get(node.input[1])
+        if weight is None:
+            raise RuntimeError(f"LoRA node {node.name} has no weight initializer {node.input[1]!r}.")
+        rows, cols = weight.dims
+        name = f"{module}.lora_{which}.weight"
+        # one rank symbol per module: a symbol shared by all modules would tell onnxruntime
+        # that all ranks are equal, and its memory planner fails when they are not (an adapter
+        # on some modules only, or with rank_pattern)
+        rank = f"{_RANK_DIM}.{module}"
+        dims, empty = ([rows, rank], np.zeros((rows, 0), np.float32)) if which == "A" else \
+            ([rank, cols], np.zeros((0, cols), np.float32))
+        graph.input.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, dims))
+        graph.initializer.append(numpy_helper.from_array(empty, name))  # the default: no update
+        node.input[1] = name
+        drop.add(weight.name)
+        sizes = modules.setdefault(module, [None, None])
+        if which == "A":
+            sizes[0] = rows
+        else:
+            sizes[1] = cols
+    _drop_template_leftovers(graph, lora_nodes, drop)
+    data_file = onnx_dir / "model.onnx.data"
+    if data_file.exists():
+        data_file.unlink()  # onnx.load read everything into memory; write it anew
+    # small tensors (the empty defaults among them) stay inside model.onnx: onnxruntime
+    # cannot read a zero-byte tensor from an external data file
+    onnx.save_model(model, str(model_path), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="model.onnx.data", size_threshold=1024)
+    return modules
+
+
+def _drop_template_leftovers(graph, lora_nodes, weights: set) -> None:
+    """Remove what the builder's template adapter left in ``graph``: the LoRA ``weights`` (now
+    graph inputs), and the shape it declared for each LoRA A output, ``[batch, seq, template
+    rank]`` (kept, onnxruntime would plan buffers for that fixed rank)."""
+    a_outputs = {n.output[0] for n in lora_nodes if "/lora_A/" in n.name}
+    kept_info = [v for v in graph.value_info if v.name not in a_outputs]
+    del graph.value_info[:]
+    graph.value_info.extend(kept_info)
+    kept = [t for t in graph.initializer if t.name not in weights]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+
+
+def _builder_options(model_dir: Path, precision: str, targets: list[str], int4_options) -> dict:
+    """Builder options: :func:`labkit.onnx.build.builder_options`, plus for int4 every LoRA MatMul
+    excluded from quantisation (a 4-bit LoRA update loses most of its effect)."""
+    options = builder_options(model_dir, precision, int4_options)
+    if precision != "int4":
+        return options
+    n_layers = json.loads((model_dir / "config.json").read_text())["num_hidden_layers"]
+    lora_nodes = [_builder_node(i, t, w) for i in range(n_layers) for t in targets for w in "AB"]
+    extra = option_names(options.get("nodes_to_exclude"))
+    int8 = [part for n in option_names(options.get("int8_nodes")) for part in _qkv_apart(n)]
+    if "mixed_layers" in str(options.get("matmul_mixed_precision", "")):
+        # The builder's "mixed_layers" puts the packed qkv_proj of the sensitive layers in 8 bits;
+        # apart, only v_proj is matched and q/k would fall to 4 bits: name them for 8 bits. (Kept in
+        # float before labkit could name them: bench/int4_options.py, seed 0's adapters, the same
+        # share of the gain kept, tone 1.00 -> 1.02, recipes 0.87 -> 0.85, at 135 -> 118 MB.)
+        int8 += [f"/model/layers.{i}/attn/{p}/MatMul" for i in mixed_layers(n_layers) for p in ("q_proj", "k_proj")]
+    options["nodes_to_exclude"] = ",".join(extra + lora_nodes)
+    options["int8_nodes"] = ",".join(dict.fromkeys(int8))
+    return options
+
+
+def _qkv_apart(node: str) -> list[str]:
+    """With LoRA the builder keeps q, k and v apart (LoRA inputs join each): a packed ``qkv_proj``
+    node name means its three parts; any other name is itself."""
+    if "/qkv_proj/" not in node:
+        return [node]
+    return [node.replace("/qkv_proj/", f"/{p}/") for p in ("q_proj", "k_proj", "v_proj")]
+
+
+@contextlib.contextmanager
+def _quiet_option_echo(n_excluded: int):
+    """The builder prints its options; with every LoRA node listed in ``nodes_to_exclude`` that
+    line runs to kilobytes. Print the rest of its output, and one short line instead."""
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buffer):
+            yield
+    finally:
+        for line in buffer.getvalue().splitlines():
+            if line.startswith("Extra options:"):
+                line = re.sub(r"'nodes_to_exclude': '[^']*'", f"'nodes_to_exclude': <{n_excluded} LoRA MatMuls>", line)
+            print(line)
+
+
+def mixed_layers(n: int) -> list[int]:
+    """The layers the builder's "mixed_layers" option treats as sensitive (llama.cpp's choice)."""
+    return [i for i in range(n) if i < n / 8 or i >= 7 * n / 8 or (i - round(n / 8)) % 3 == 2]
+
+
+def build_base(model_dir, target_modules="all-linear", precision="fp32", device="cpu", out=None,
+               int4_options=None, force=False, overwrite=True) -> Path:
+    """Export ``model_dir`` once, with LoRA inputs on ``target_modules``, for any number of adapters.
+
+    Args:
+        model_dir: local Hugging Face model folder (the base the adapters were trained on).
+        target_modules: the projections that get LoRA inputs: ``"all-linear"`` or a list such
+            as ``["q_proj", "v_proj"]``. Every adapter served must adapt a subset of these.
+        precision: ``"fp32"`` or ``"int4"`` (base MatMuls 4/8-bit as in
+            ``labkit.onnx.build.DEFAULT_INT4_OPTIONS``; the LoRA MatMuls always stay float32).
+        device, int4_options, force, overwrite: as in :func:`labkit.onnx.build.export_onnx`.
+        out: output folder; default :func:`default_base_dir`.
+
+    Returns the folder: an onnxruntime-genai model folder plus ``labkit_adapters.json``,
+    which records the base's identity and LoRA inputs for :func:`check_adapter_file`.
+    Cached and atomic like :func:`labkit.onnx.build.export_onnx`; ``.onnx_adapter`` files you
+    keep in the folder survive a cached call but not a rebuild.
+    """
+    model_dir = check_model_dir(model_dir)
+    check_target(precision, device, BASE_PRECISIONS)
+    targets = _resolve_targets(target_modules)
+    options = _builder_options(model_dir, precision, targets, int4_options)
+    og = import_og()
+    out = Path(out).expanduser() if out is not None else default_base_dir(model_dir, precision)
+    manifest = {
+        "kind": "multi-adapter base",
+        "model_dir": str(model_dir.resolve()),
+        "base": base_identity(model_dir),
+        "precision": precision,
+        "device": device,
+        "target_modules": targets,
+        "builder_options": options,
+        "onnxruntime_genai": og.__version__,
+        "model_files": folder_fingerprint(model_dir),
+    }
+
+    def build(final: Path, work: Path) -> None:
+        template = _write_template_adapter(model_dir, targets, work / "template")
+        onnx_dir = work / "onnx"
+        with _quiet_option_echo(len(options.get("nodes_to_exclude", "").split(","))):
+            run_builder(model_dir, onnx_dir, precision, device, work / "cache", {**options, "adapter_path": str(template)})
+        manifest["lora_modules"] = _lora_weights_to_inputs(onnx_dir)
+        found = set(target_names(manifest["lora_modules"]))
+        if found != set(targets):
+            raise RuntimeError(f"The exported graph has LoRA inputs for {sorted(found)}, expected {targets}: "
+                               "this model's architecture is not supported by labkit.onnx.serve.")
+        (onnx_dir / BASE_MANIFEST).write_text(json.dumps(manifest, indent=1))
+        for f in onnx_dir.iterdir():
+            os.replace(f, final / f.name)
+
+    build_once(out, manifest, read_base_manifest, build, force=force, overwrite=overwrite,
+               same=lambda old, new: {k: v for k, v in old.items() if k != "lora_modules"} == new,
+               may_hold=lambda path: path.suffix == SUFFIX,   # adapter files kept beside a base survive a cached call
+               what="labkit multi-adapter base")
+    return out
+
+
+
+
+
+
+# --------------------------------------------------------------------------- adapter files for a base
+
+
+def convert_adapter(adapter_dir, base_dir, out_file=None) -> Path:
+    """Write the PEFT adapter in ``adapter_dir`` as an ``.onnx_adapter`` file for the base in ``base_dir``.
+
+    Checks first that the base can serve it (:func:`check_peft_adapter`). The file is
+    stamped with the base's id (its ``model_version``) so that :func:`check_adapter_file`
+    can refuse it on another base. Default ``out_file``: ``base_dir/<adapter name>.onnx_adapter``.
+    The file is written to a temporary name and renamed, so it is never half written.
+    """
+    import onnxruntime as ort
+
+    base = read_base(base_dir)
+    adapter = read_peft_adapter(adapter_dir)
+    _check_convertible(adapter, base)
+    out_file = Path(out_file) if out_file is not None else Path(base_dir) / f"{adapter['name']}{SUFFIX}"
+    arrays = lora_parameters(adapter)  # must outlive export_adapter(): OrtValues only point at them
+    fmt = ort.AdapterFormat()
+    fmt.set_adapter_version(ADAPTER_FORMAT_VERSION)
+    fmt.set_model_version(base["base"]["id"])
+    fmt.set_parameters({k: ort.OrtValue.ortvalue_from_numpy(v) for k, v in arrays.items()})
+    with atomic_file(out_file) as tmp:
+        fmt.export_adapter(str(tmp))
+    return out_file
+
+
+def generate_adapter(base_model_path, adapter_paths, output_path, precision: str = "fp32", overwrite: bool = True) -> Path:
+    """Like ``olive generate-adapter``: one base exported with LoRA inputs + one ``.onnx_adapter`` per adapter.
+
+    Args:
+        base_model_path: the local HF model folder the adapters were trained on.
+        adapter_paths: PEFT adapter folders (a list; or a dict ``{name: folder}`` to choose
+            the names). Each becomes ``output_path/<name>.onnx_adapter``; the name is the
+            folder's (the run's for ``<run>/adapter``).
+        output_path: the onnxruntime-genai folder to write (base + adapter files).
+        precision: ``"fp32"`` or ``"int4"`` (LoRA weights stay float32 either way).
+
+    The base gets LoRA inputs for the union of the adapters' target modules. Every adapter
+    is checked before anything is built: trained on this base (``base_model_name_or_path``),
+    plain LoRA, layer sizes that match. Returns ``output_path``.
+    """
+    if isinstance(adapter_paths, (str, os.PathLike)):
+        adapter_paths = [adapter_paths]
+    named = dict(adapter_paths) if isinstance(adapter_paths, dict) else {adapter_name(p): p for p in adapter_paths}
+    if not isinstance(adapter_paths, dict) and len(named) != len(adapter_paths):
+        raise AdapterError(f"Two adapters would get the same file name: {[adapter_name(p) for p in adapter_paths]}; "
+                           "pass a dict {name: folder} to name them.")
+    if not named:
+        raise ValueError("adapter_paths is empty: pass at least one PEFT adapter folder.")
+    model_dir = check_model_dir(base_model_path)
+    adapters = {name: read_peft_adapter(p) for name, p in named.items()}
+    for name, adapter in adapters.items():
+        adapter["name"] = name
+        trained_on = adapter["base_model"]
+        if trained_on and short_model_name(trained_on) != model_dir.name:
+            raise AdapterError(f"Adapter {name!r} ({adapter['dir']}) was trained on {trained_on!r}, not on "
+                               f"{model_dir.name!r} ({model_dir}): pass the base it was trained on.")
+        check_trained_on(adapter["dir"], model_dir)   # the same name is not enough: the same weights
+    targets = sorted({t for a in adapters.values() for t in target_names(a["modules"])})
+    out = build_base(model_dir, targets, precision=precision, out=output_path, overwrite=overwrite)
+    base = read_base(out)
+    for adapter in adapters.values():
+        _check_convertible(adapter, base)
+    for name, adapter in adapters.items():
+        convert_adapter(adapter["dir"], out, Path(out) / f"{name}{SUFFIX}")
+    return Path(out)
+
+
+def _check_convertible(adapter: dict, base: dict) -> None:
+    """Refuse a PEFT adapter (from :func:`read_peft_adapter`) the base cannot serve:
+    trained on another base model, adapting modules the base has no LoRA inputs for, or
+    with other layer sizes."""
+    where = f"Adapter {adapter['name']!r} ({adapter['dir']})"
+    trained_on = adapter["base_model"]
+    if trained_on and short_model_name(trained_on) != base["base"]["name"]:
+        raise AdapterError(f"{where} was trained on {trained_on!r}, but this base is {base['base']['name']!r} "
+                           f"({base['model_dir']}). A LoRA update only means something on the weights it was trained "
+                           "with: build the base from the adapter's base model, or retrain the adapter on this one.")
+    check_lora_modules(where, {m: (ab["A"].shape[1], ab["B"].shape[0]) for m, ab in adapter["modules"].items()}, base)
+    check_trained_on(adapter["dir"], base["model_dir"])

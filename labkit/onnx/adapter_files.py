@@ -6,7 +6,7 @@ it was trained on, and whether it fits a base.
   base's weights are the ones it was trained on (:func:`check_trained_on`). ``labkit evaluate``,
   ``auto-opt`` and ``generate-adapter`` call it before loading anything.
 * :func:`read_peft_adapter`: the LoRA matrices and scalings, for multi-adapter serving
-  (:mod:`labkit.adapters`).
+  (:mod:`labkit.onnx.build`).
 """
 
 from __future__ import annotations
@@ -19,18 +19,6 @@ from pathlib import Path
 class AdapterError(ValueError):
     """An adapter that does not fit the base model (or cannot be read); the message says why
     and what to do."""
-
-
-def check_adapter_dir(adapter_dir) -> Path:
-    """Return ``adapter_dir`` as a Path, or raise a clear error if it is not a PEFT adapter folder."""
-    path = Path(adapter_dir).expanduser()
-    if not path.is_dir():
-        raise FileNotFoundError(f"Adapter folder not found: {path}. Pass the folder you saved the LoRA adapter to.")
-    if not (path / "adapter_config.json").is_file():
-        raise ValueError(
-            f"{path} is not a PEFT adapter folder (no adapter_config.json); save it with model.save_pretrained()."
-        )
-    return path
 
 
 def adapter_name(adapter_dir) -> str:
@@ -51,7 +39,7 @@ def read_peft_adapter(adapter_dir) -> dict:
     """
     import numpy as np
 
-    path = check_adapter_dir(adapter_dir)
+    path = check_peft_adapter(adapter_dir)
     config = json.loads((path / "adapter_config.json").read_text())
     where = f"{path / 'adapter_config.json'}"
     if config.get("peft_type", "LORA") != "LORA":
@@ -114,7 +102,7 @@ def check_trained_on(adapter_dir, base_dir) -> None:
     """Refuse an adapter whose recorded base weights differ from ``base_dir``'s: a folder of the
     same name and shapes (another full fine-tune saved as ``<run>/adapter``, another
     checkpoint) is still another model, and a LoRA update means nothing on other weights."""
-    from .models import weights_fingerprint
+    from labkit.models import weights_fingerprint
 
     recorded = trained_base_weights(adapter_dir)
     actual = weights_fingerprint(base_dir) if recorded else None
@@ -140,11 +128,13 @@ def _safetensors_shapes(files) -> dict:
     return shapes
 
 
-def check_adapter(adapter_path, base: str | None = None, flag: str = "--adapter_path") -> Path:
-    """A LoRA adapter folder that can be loaded, and that fits ``base`` (a local model folder):
-    adapter_config.json is JSON, the weights are readable, and every adapted layer exists in
-    the base with the adapter's sizes. Reads only file headers: no model is loaded."""
+def check_peft_adapter(adapter_path, base=None, flag: str | None = None) -> Path:
+    """A PEFT LoRA adapter folder that can be loaded, and that fits ``base`` (a local model folder,
+    optional): adapter_config.json is JSON, the weights are readable, and every adapted layer exists
+    in the base with the adapter's sizes. Reads only file headers: no model is loaded. Returns the
+    folder as a Path. ``flag`` (e.g. ``"--adapter_path"``) names where the folder came from in errors."""
     path = Path(adapter_path).expanduser()
+    flag = flag or "adapter folder"
     if not path.is_dir():
         raise AdapterError(f"{flag} {adapter_path}: no such folder. Pass the folder `labkit finetune` "
                            "wrote (<output_path>/adapter).")
@@ -181,13 +171,138 @@ def _check_adapter_fits(adapter: Path, shapes: dict, base: Path) -> None:
             continue
         layer = m.group(1) + ".weight"
         if layer not in base_shapes:
-            raise AdapterError(f"--adapter_path {adapter}: adapts {m.group(1)}, which the base model {base} "
+            raise AdapterError(f"{adapter}: adapts {m.group(1)}, which the base model {base} "
                                "does not have: the adapter was trained for another base. Pass the base it "
                                "was trained on (see base_model_name_or_path in its adapter_config.json).")
         out_features, in_features = base_shapes[layer][:2]
         wanted = in_features if m.group(2) == "A" else out_features
         got = shape[1] if m.group(2) == "A" else shape[0]
         if got != wanted:
-            raise AdapterError(f"--adapter_path {adapter}: {m.group(1)} has {got} features in the adapter but "
+            raise AdapterError(f"{adapter}: {m.group(1)} has {got} features in the adapter but "
                                f"{wanted} in the base model {base}: the adapter was trained for another base "
                                "(another size). Pass the base it was trained on.")
+
+
+# --------------------------------------------------------------------------- .onnx_adapter files
+
+
+SUFFIX = ".onnx_adapter"   # an adapter file: the only other files a base's folder may hold
+ADAPTER_FORMAT_VERSION = 1
+
+
+
+
+def check_lora_modules(where: str, sizes: dict, base: dict) -> None:
+    """``sizes``: module -> (in, out). Every module must be a LoRA input of the base, with its sizes."""
+    lora = base["lora_modules"]
+    extra = sorted(set(sizes) - set(lora))
+    if extra:
+        raise AdapterError(
+            f"{where} adapts {len(extra)} modules this base has no LoRA inputs for, e.g. {extra[0]} "
+            f"(targets {target_names(extra)}); the base was built for {base['target_modules']}. Rebuild the base with "
+            f"build_base(..., target_modules={sorted(set(base['target_modules']) | set(target_names(extra)))}) "
+            "or generate_adapter() with all your adapters, or retrain the adapter on the base's targets.")
+    for module, (n_in, n_out) in sizes.items():
+        want = tuple(lora[module])
+        if (n_in, n_out) != want:
+            raise AdapterError(f"{where}: {module} maps {n_in} -> {n_out} features but the base's layer maps "
+                               f"{want[0]} -> {want[1]}: the adapter was made for a model of another size.")
+
+
+def read_onnx_adapter(path) -> tuple[int, dict]:
+    """``(model_version, {name: numpy array})`` of an ``.onnx_adapter`` file (copies: the
+    arrays onnxruntime returns are views that live only as long as their OrtValues)."""
+    import onnxruntime as ort
+
+    fmt = ort.AdapterFormat.read_adapter(str(path))
+    values = fmt.get_parameters()
+    return fmt.get_model_version(), {k: v.numpy().copy() for k, v in values.items()}
+
+
+def check_onnx_adapter(path, base) -> dict:
+    """Check that an ``.onnx_adapter`` file fits a multi-adapter base, before loading it.
+
+    ``base`` is the base folder or its manifest (:func:`read_base`). Refuses, with an
+    :class:`AdapterError` naming what differs and what to do: a file onnxruntime cannot
+    read; one converted for another base model; one with parameters the base has no input
+    for (other target modules); wrong shapes or dtype; A and B of different ranks.
+    Returns ``{"modules", "ranks", "MB"}``.
+    """
+    import numpy as np
+
+    base = read_base(base) if not isinstance(base, dict) else base
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"Adapter file not found: {path}. Write it with labkit.onnx.build.convert_adapter().")
+    try:
+        model_version, params = read_onnx_adapter(path)
+    except Exception as e:  # onnxruntime raises RuntimeError/Fail for a truncated or foreign file
+        raise AdapterError(f"{path} is not a readable .onnx_adapter file ({type(e).__name__}: {str(e)[:160]}). "
+                           "It may be truncated or corrupt: convert the PEFT adapter again with convert_adapter().") from None
+    where = f"Adapter file {path.name}"
+    if model_version != base["base"]["id"]:
+        raise AdapterError(f"{where} was converted for another base model (base id {model_version}), "
+                           f"not for {base['base']['name']!r} (id {base['base']['id']}). Convert the PEFT adapter "
+                           "again against this base with convert_adapter(), after checking it was trained on it.")
+    shapes = {}
+    for name, value in params.items():
+        m = re.fullmatch(r"(.+)\.lora_([AB])\.weight", name)
+        if m is None or value.ndim != 2:
+            raise AdapterError(f"{where}: parameter {name!r} {value.shape} is not a LoRA A/B matrix of this format.")
+        if value.dtype != np.float32:
+            raise AdapterError(f"{where}: {name} is {value.dtype}; the base's LoRA inputs are float32. "
+                               "Keep LoRA weights in float (quantising them loses the adapter's effect).")
+        shapes.setdefault(m.group(1), {})[m.group(2)] = value.shape
+    sizes, ranks = {}, set()
+    for module, ab in shapes.items():
+        if set(ab) != {"A", "B"}:
+            raise AdapterError(f"{where}: {module} has only lora_{''.join(ab)}, not both lora_A and lora_B.")
+        (n_in, rank_a), (rank_b, n_out) = ab["A"], ab["B"]
+        if rank_a != rank_b:
+            raise AdapterError(f"{where}: {module} has lora_A of rank {rank_a} but lora_B of rank {rank_b}.")
+        sizes[module] = (n_in, n_out)
+        ranks.add(rank_a)
+    check_lora_modules(where, sizes, base)
+    return {"modules": len(sizes), "ranks": sorted(ranks), "MB": path.stat().st_size / 1e6}
+
+
+def lora_parameters(adapter: dict) -> dict:
+    """The ``.onnx_adapter`` parameters of a PEFT adapter: ``A`` transposed to ``[in, r]`` and
+    ``scaling·B`` transposed to ``[r, out]`` (the graph computes ``x @ A @ B``)."""
+    import numpy as np
+
+    params = {}
+    for module, ab in adapter["modules"].items():
+        params[f"{module}.lora_A.weight"] = np.ascontiguousarray(ab["A"].T, dtype=np.float32)
+        params[f"{module}.lora_B.weight"] = np.ascontiguousarray((ab["B"] * ab["scaling"]).T, dtype=np.float32)
+    return params
+
+
+def find_adapter_files(folder) -> dict:
+    """``{name: path}`` of the ``*.onnx_adapter`` files in ``folder``."""
+    return {p.name[: -len(SUFFIX)]: p for p in sorted(Path(folder).glob(f"*{SUFFIX}"))}
+
+
+# --------------------------------------------------------------------------- a multi-adapter base's manifest
+
+
+BASE_MANIFEST = "labkit_adapters.json"
+
+
+def read_base_manifest(folder: Path) -> dict | None:
+    """The base's ``labkit_adapters.json``, or None."""
+    try:
+        return json.loads((Path(folder) / BASE_MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def read_base(base_dir) -> dict:
+    """The manifest of a multi-adapter base folder, or an :class:`AdapterError` saying how to build one."""
+    manifest = read_base_manifest(base_dir)
+    if manifest is None or manifest.get("kind") != "multi-adapter base":
+        hint = (" (it is an onnxruntime-genai folder without LoRA inputs, such as a merged export)"
+                if (Path(base_dir) / "genai_config.json").is_file() else "")
+        raise AdapterError(f"{base_dir} is not a multi-adapter base{hint}: build one with "
+                           "labkit.onnx.build.build_base() or generate_adapter().")
+    return manifest

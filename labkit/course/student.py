@@ -1,6 +1,6 @@
 """Student copies of the lessons: every worked solution replaced by a cell for the learner to write.
 
-    python -m labkit.student notebooks --out student      # or: make student
+    python -m labkit.course.student notebooks --out student      # or: make student
 
 The convention, in the instructor's notebooks (``notebooks/``, the source of truth):
 
@@ -9,7 +9,7 @@ The convention, in the instructor's notebooks (``notebooks/``, the source of tru
 - Each worked solution is a code cell that starts with a comment ``# K. ...`` (exercise K) and
   carries the cell tag ``solution`` and its exercise id, ``"NN.K"`` for lesson NN, exercise K, in its
   metadata: ``{"tags": ["solution"], "exercise": "02.1"}``. It ends with
-  ``assert check("02.1", answer, **what_the_lesson_measured)`` (:mod:`labkit.check`), so running the
+  ``assert check("02.1", answer, **what_the_lesson_measured)`` (:mod:`labkit.course.check`), so running the
   instructor's notebook proves that the reference answer passes its own check.
 - A markdown cell that discusses an answer (it gives the answer away too) carries the same tag
   and id. Its text up to its first heading is the discussion; a heading after it, such as
@@ -185,7 +185,7 @@ def check_call(source: str) -> str | None:
 def stub_source(eid: str, text: str, offered: list[str], call: str | None) -> str:
     """The source of a student's exercise cell: what to do, what the lesson offers, how to check,
     and ``raise YourTurn(eid)`` for the learner to replace with code."""
-    from .check import CHECKS
+    from labkit.course.check import CHECKS
 
     lines = [f"# Exercise {eid}: " + text.splitlines()[0]] + ["#   " + t for t in text.splitlines()[1:]]
     if offered:
@@ -194,7 +194,7 @@ def stub_source(eid: str, text: str, offered: list[str], call: str | None) -> st
         lines += ["#", "# When you have an answer, check it (✓, or a hint):", "#     " + call.replace("\n", "\n#     ")]
         if eid in CHECKS:
             lines.append(f"#   the answer: {CHECKS[eid].answer}")
-    lines += ["from labkit.check import YourTurn, check", "", f'raise YourTurn("{eid}")']
+    lines += ["from labkit.course.check import YourTurn, check", "", f'raise YourTurn("{eid}")']
     return "\n".join(lines)
 
 
@@ -262,8 +262,8 @@ def write_student_copies(src, out) -> list[Path]:
 
 
 def main(argv=None) -> int:
-    """``python -m labkit.student NOTEBOOKS --out FOLDER``."""
-    parser = argparse.ArgumentParser(prog="python -m labkit.student", description=__doc__.split("\n\n")[0])
+    """``python -m labkit.course.student NOTEBOOKS --out FOLDER``."""
+    parser = argparse.ArgumentParser(prog="python -m labkit.course.student", description=__doc__.split("\n\n")[0])
     parser.add_argument("notebooks", nargs="?", default="notebooks", help="the instructor's notebooks (default: notebooks)")
     parser.add_argument("--out", default="student", help="where the student copies go (default: student)")
     args = parser.parse_args(argv)
