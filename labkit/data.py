@@ -497,6 +497,16 @@ def to_chat(records, user_template: str, target_field: str, system: str | None =
     return out
 
 
+def pair_length(tokenizer, pair: dict) -> int:
+    """Tokens of one prompt/completion pair as training sees it: a text pair with the tokenizer's
+    special tokens and the end-of-sequence token; a conversational pair (lists of messages, see
+    :func:`to_chat`) through the model's chat template."""
+    if isinstance(pair["prompt"], list):
+        out = tokenizer.apply_chat_template(pair["prompt"] + pair["completion"], tokenize=True)
+        return len(out["input_ids"] if hasattr(out, "keys") else out)
+    return len(tokenizer(pair["prompt"] + pair["completion"])["input_ids"]) + 1
+
+
 def check_lengths(pairs: list[dict], tokenizer, max_length: int, records: list[dict] | None = None) -> dict:
     """Token lengths of prompt+completion (with the special tokens training adds: the
     tokenizer's own and the end-of-sequence token); raises a :class:`DataError` if any pair
@@ -504,7 +514,7 @@ def check_lengths(pairs: list[dict], tokenizer, max_length: int, records: list[d
     learn. ``records`` (the examples the pairs came from) lets the message name file and line."""
     if not pairs:
         raise DataError("No examples to check: the split is empty.")
-    lengths = [len(tokenizer(p["prompt"] + p["completion"])["input_ids"]) + 1 for p in pairs]
+    lengths = [pair_length(tokenizer, p) for p in pairs]
     too_long = [i for i, n in enumerate(lengths) if n > max_length]
     if too_long:
         first = too_long[0]

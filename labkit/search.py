@@ -156,11 +156,12 @@ def open_study(path, name: str = "search", sampler: str = "tpe", seed: int = 0, 
 
     ``sampler``: "tpe" or "random". The median pruner starts judging after ``startup_trials`` trials
     have finished. A trial whose process died stops sending heartbeats; after ``2 * heartbeat`` seconds
-    the next ``optimize`` marks it failed and runs its settings again."""
+    the next ``optimize`` marks it failed and runs its settings again. A resumed study's sampler is
+    seeded with ``seed`` plus the trials already there, so it does not draw the earlier trials again."""
     import optuna
 
-    samplers = {"tpe": lambda: optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup_trials),
-                "random": lambda: optuna.samplers.RandomSampler(seed=seed)}
+    samplers = {"tpe": lambda s: optuna.samplers.TPESampler(seed=s, n_startup_trials=startup_trials),
+                "random": lambda s: optuna.samplers.RandomSampler(seed=s)}
     if sampler not in samplers:
         raise SearchSpaceError(f"sampler: {sampler!r}; use 'tpe' or 'random'.")
     path = Path(path)
@@ -170,9 +171,13 @@ def open_study(path, name: str = "search", sampler: str = "tpe", seed: int = 0, 
         storage = optuna.storages.RDBStorage(
             f"sqlite:///{path.resolve()}", heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
             heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
-    return optuna.create_study(storage=storage, study_name=name, direction="maximize", load_if_exists=True,
-                               sampler=samplers[sampler](),
-                               pruner=optuna.pruners.MedianPruner(n_startup_trials=startup_trials))
+    study = optuna.create_study(storage=storage, study_name=name, direction="maximize", load_if_exists=True,
+                                sampler=samplers[sampler](seed),
+                                pruner=optuna.pruners.MedianPruner(n_startup_trials=startup_trials))
+    if study.trials:
+        # resumed: a sampler seeded as the first process's would draw that process's trials again
+        study.sampler = samplers[sampler](seed + len(study.trials))
+    return study
 
 
 def optimize(study, objective, n_trials: int) -> None:

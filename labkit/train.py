@@ -32,10 +32,14 @@ from transformers.utils import ModelOutput
 from trl import SFTTrainer
 
 from labkit import env
+from labkit.data import check_lengths
 from labkit.env import is_main_process, world_size  # noqa: F401  (train.is_main_process: the lessons' name)
 
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# A full fine-tune moves every weight: the source courses' 1e-5..1e-4. LoRA trains a small update from
+# zero and needs a larger step (lesson 01 uses 2e-3).
+DEFAULT_LEARNING_RATES = {"lora": 1e-3, "qlora": 1e-3, "full": 5e-5}
 
 
 @dataclass
@@ -47,7 +51,8 @@ class TrainConfig:
     lora_alpha: int = 32             # the update is scaled by alpha / r
     lora_dropout: float = 0.0
     target_modules: str | list = "all-linear"  # or e.g. ["q_proj", "v_proj"]
-    learning_rate: float = 1e-3      # LoRA tolerates ~10x the learning rate of full fine-tuning
+    learning_rate: float | None = None  # None: 1e-3 for LoRA/QLoRA, 5e-5 for a full fine-tune
+                                     # (LoRA tolerates 10x and more the learning rate of full fine-tuning)
     lr_scheduler_type: str = "cosine"
     warmup_steps: int = 5
     weight_decay: float = 0.0
@@ -83,6 +88,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.method not in ("lora", "qlora", "full"):
             raise ValueError(f"method={self.method!r}: use 'lora', 'qlora' or 'full'.")
+        if self.learning_rate is None:
+            self.learning_rate = DEFAULT_LEARNING_RATES[self.method]
         if self.report_to not in ("none", "tensorboard"):
             raise ValueError(f"report_to={self.report_to!r}: use 'none' or 'tensorboard'.")
         if self.dtype not in (None, *DTYPES):
@@ -278,6 +285,9 @@ def finetune(model, tokenizer, train_pairs, eval_pairs=None, config: TrainConfig
             return _load_finished(model, cfg, output_dir, adapter_dir, info)
     if verbose:
         _say_what_runs(model, cfg, output_dir)
+    check_lengths(train_pairs, tokenizer, cfg.max_length)   # TRL would silently cut off over-long answers
+    if eval_pairs:
+        check_lengths(eval_pairs, tokenizer, cfg.max_length)
     if cfg.early_stopping_patience and not (eval_pairs and cfg.eval_steps):
         raise ValueError("early_stopping_patience needs validation data (eval_pairs) and eval_steps: "
                          "early stopping watches the validation loss.")
@@ -323,7 +333,9 @@ def _model_to_train(model, cfg: TrainConfig):
         set_seed(cfg.seed)  # LoRA's A matrices start random: the same seed, the same run
         model = add_lora(_use_training_attention(_copy_model(model), cfg), cfg)
     elif cfg.method == "full":
-        model = _use_training_attention(_copy_model(model), cfg)
+        # every weight is updated: keep an fp32 copy (mixed precision autocasts over it) rather than
+        # update bf16/fp16 weights in place, whose small updates round away with no fp32 master copy
+        model = _use_training_attention(_copy_model(model), cfg).float()
     model.train()
     return model
 
@@ -784,6 +796,11 @@ class AnswerOnlySFTTrainer(SFTTrainer):
         if return_outputs:  # someone wants full logits (compute_metrics): TRL's path builds them
             return super().compute_loss(model, inputs, True, num_items_in_batch)
         logits, targets = self._answer_logits(model, inputs)
+        if not self.model_accepts_loss_kwargs:
+            # as TRL does for such a model: its loss is this batch's mean, and Trainer divides by the
+            # accumulation steps itself (transformers 5.23 passes no num_items_in_batch then; dividing by
+            # every accumulated batch's tokens as well would shrink the loss twice if a version did)
+            num_items_in_batch = None
         count = targets.numel() if num_items_in_batch is None else num_items_in_batch
         loss = F.cross_entropy(logits, targets, reduction="sum") / torch.as_tensor(count).clamp(min=1)
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:

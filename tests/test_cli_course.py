@@ -89,6 +89,9 @@ def test_unset_training_flags_follow_the_task():
     assert (args.max_steps, args.learning_rate) == (8, 1e-4)
     assert fill_task_defaults(parse(["finetune", "--max_steps", "8", "--eval_steps", "3", "--learning_rate", "1e-4"]),
                               "classification") == {}
+    # a full fine-tune moves every weight: its own learning rate, never LoRA's (2e-3 wrecks the model)
+    assert fill_task_defaults(parse(["finetune", "--method", "full"]), "classification")["learning_rate"] == 5e-5
+    assert fill_task_defaults(parse(["finetune", "--method", "full"]), "generation")["learning_rate"] == 5e-5
 
 
 def test_own_jsonl_generation_is_scored_by_exact_match(tmp_path, tiny_folder, capsys):

@@ -230,3 +230,42 @@ def test_a_bad_search_file_names_what_to_fix(tmp_path, tiny_folder, capsys, bloc
     err = capsys.readouterr().err
     assert "search.yaml" in err and expected in err, err
     assert not (tmp_path / "search" / "best.yaml").exists()
+
+
+def test_a_resumed_study_draws_new_settings(tmp_path):
+    # a new process with the same seed must not repeat the first process's draws (reuse=True would
+    # then count one fine-tune as two trials)
+    def objective(trial):
+        return trial.suggest_float("learning_rate", 1e-5, 1e-2, log=True)
+
+    for _ in range(3):   # three processes, each opening the file anew and adding two trials
+        study = search.open_study(tmp_path / "study.db", sampler="random", seed=0)
+        search.optimize(study, objective, len(study.trials) + 2)
+    values = [t.params["learning_rate"] for t in study.trials]
+    assert len(values) == 6 and len(set(values)) == 6, values
+
+
+def test_search_trains_the_model_that_labkit_run_replays(tmp_path, tiny_folder, monkeypatch):
+    # the search's trials and `labkit run --config best.yaml` (a finetune) load the base the same way
+    from labkit import models
+    from labkit.cli import main as cli
+
+    loads = []
+
+    class Loaded(Exception):
+        pass
+
+    def record(base, **kwargs):
+        loads.append(kwargs)
+        raise Loaded
+
+    monkeypatch.setattr(models, "load_base", record)
+    path = _search_file(tmp_path, tiny_folder, "search:\n  n_trials: 1\n  learning_rate: {low: 1.0e-3, high: 1.0e-2}\n",
+                        method="qlora")
+    with pytest.raises(Loaded):
+        cli.main(["search", "--config", str(path)])
+    replay = tmp_path / "best.yaml"   # what the search writes: the finetune settings, no search block
+    replay.write_text(path.read_text().split("search:")[0])
+    with pytest.raises(Loaded):
+        cli.main(["run", "--config", str(replay)])
+    assert len(loads) == 2 and loads[0] == loads[1] and loads[0]["quantization"] == "nf4"

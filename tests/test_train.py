@@ -126,6 +126,37 @@ def test_sft_config_uses_the_current_checkpointing_argument(tmp_path):
         train.sft_config(tiny_config(), tmp_path, has_eval=False)
 
 
+def test_each_method_has_its_own_default_learning_rate():
+    assert train.TrainConfig().learning_rate == 1e-3
+    assert train.TrainConfig(method="full").learning_rate == 5e-5
+    assert train.TrainConfig(method="full", learning_rate=1e-4).learning_rate == 1e-4
+
+
+def test_a_full_fine_tune_of_bf16_weights_trains_an_fp32_copy(tiny_tokenizer, tmp_path):
+    # updating bf16 weights in place, with no fp32 master copy, rounds small updates away
+    import torch
+
+    model = build_model(tiny_tokenizer).to(torch.bfloat16)
+    result = train.finetune(model, tiny_tokenizer, PAIRS, None, tiny_config(method="full", max_steps=2),
+                            output_dir=tmp_path / "full", live_plot=False, verbose=False)
+    assert {p.dtype for p in result.model.parameters()} == {torch.float32}
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}   # the caller's model is untouched
+
+
+def test_finetune_refuses_examples_longer_than_max_length(tiny_tokenizer, tmp_path):
+    # TRL keeps the start of an over-long example: the answer would be cut off and never learned
+    from labkit.data import DataError
+
+    long = [{"prompt": "message " + "very " * 80 + "->", "completion": " happy"}] + PAIRS
+    with pytest.raises(DataError, match="example #0: .* longer than max_length=64"):
+        train.finetune(build_model(tiny_tokenizer), tiny_tokenizer, long, None, tiny_config(max_length=64),
+                       output_dir=tmp_path / "long", live_plot=False, verbose=False)
+    with pytest.raises(DataError, match="longer than max_length=64"):
+        train.finetune(build_model(tiny_tokenizer), tiny_tokenizer, PAIRS, long[:1], tiny_config(max_length=64),
+                       output_dir=tmp_path / "long-eval", live_plot=False, verbose=False)
+    assert not (tmp_path / "long").exists()   # refused before anything was written
+
+
 def test_unknown_method_is_rejected():
     with pytest.raises(ValueError, match="lora"):
         train.TrainConfig(method="dora")
@@ -287,7 +318,8 @@ def test_answer_only_loss_equals_trls_loss_and_gradients(tiny_tokenizer, tmp_pat
     losses, grads = {}, {}
     for cls in (SFTTrainer, AnswerOnlySFTTrainer):
         torch.manual_seed(0)
-        model = train.add_lora(build_model(tiny_tokenizer), cfg)
+        base = build_model(tiny_tokenizer) if family == "no-loss-kwargs" else build_family_model(family, tiny_tokenizer)
+        model = train.add_lora(base, cfg)
         for name, p in model.named_parameters():  # LoRA B starts at zero: give it values
             if "lora_B" in name:
                 torch.nn.init.normal_(p, std=0.5)
@@ -396,9 +428,14 @@ def test_a_deep_copy_of_a_patched_model_runs_with_its_own_weights(tiny_tokenizer
 
 
 @pytest.mark.parametrize("accumulation", [1, 4])
-def test_answer_only_training_step_equals_trls_under_gradient_accumulation(accumulation, tiny_tokenizer, tmp_path):
+@pytest.mark.parametrize("family", ["llama", "no-loss-kwargs"] +
+                         [pytest.param(f, marks=pytest.mark.slow) for f in FAMILIES if f != "llama"])
+def test_answer_only_training_step_equals_trls_under_gradient_accumulation(family, accumulation, tiny_tokenizer,
+                                                                           tmp_path):
     # num_items_in_batch (the answer tokens of all accumulated batches) must divide the loss as TRL does:
-    # plain SGD (AdamW's first step would hide a wrong scale), one optimizer step, same weights after it
+    # plain SGD (AdamW's first step would hide a wrong scale), one optimizer step, same weights after it.
+    # In every family; "no-loss-kwargs" is a model whose forward takes no num_items_in_batch (Trainer then
+    # averages per batch and divides by the accumulation steps itself)
     import torch
     from datasets import Dataset
     from trl import SFTTrainer
@@ -410,7 +447,8 @@ def test_answer_only_training_step_equals_trls_under_gradient_accumulation(accum
     weights, losses = {}, {}
     for cls in (SFTTrainer, AnswerOnlySFTTrainer):
         torch.manual_seed(0)
-        model = train.add_lora(build_model(tiny_tokenizer), cfg)
+        base = build_model(tiny_tokenizer) if family == "no-loss-kwargs" else build_family_model(family, tiny_tokenizer)
+        model = train.add_lora(base, cfg)
         for name, p in model.named_parameters():  # LoRA B starts at zero: give it values so A gets gradients too
             if "lora_B" in name:
                 torch.nn.init.normal_(p, std=0.5)
@@ -419,6 +457,8 @@ def test_answer_only_training_step_equals_trls_under_gradient_accumulation(accum
                  for i in range(16)]
         trainer = cls(model=model, args=train.sft_config(cfg, tmp_path / cls.__name__, has_eval=False),
                       processing_class=tiny_tokenizer, train_dataset=Dataset.from_list(pairs))
+        if family == "no-loss-kwargs":
+            trainer.model_accepts_loss_kwargs = False
         trainer.train()
         weights[cls.__name__] = torch.cat([p.detach().flatten() for p in model.parameters() if p.requires_grad])
         losses[cls.__name__] = [h["loss"] for h in trainer.state.log_history if "loss" in h]

@@ -19,6 +19,7 @@ DEFAULT_EVAL_SAMPLES = 64           # validation examples without --eval_split: 
 # 85% was the bar; lesson 01 trains its classifier at 2e-3 too.
 TASK_DEFAULTS = {"classification": {"max_steps": 100, "learning_rate": 2e-3},
                  "other": {"max_steps": 50, "learning_rate": 1e-3}}
+FULL_FINETUNE_LEARNING_RATE = 5e-5  # --method full: every weight moves, so LoRA's rates would wreck the model
 # --eval_steps default: a validation loss this many times a run. Each evaluation of 64 examples cost about
 # 5 s there: 100 steps took 147 s with one every 10 steps, 105 s with 2, 106-113 s with 4.
 EVALUATIONS_PER_RUN = 4
@@ -27,10 +28,13 @@ PROVIDERS = {"CPUExecutionProvider": "cpu", "CUDAExecutionProvider": "cuda",
 
 
 def fill_task_defaults(args, kind: str) -> dict:
-    """Set the training flags left unset to the defaults for a ``kind`` task (:data:`TASK_DEFAULTS`;
+    """Set the training flags left unset to the defaults for a ``kind`` task (:data:`TASK_DEFAULTS`; a
+    full fine-tune's learning rate: :data:`FULL_FINETUNE_LEARNING_RATE`;
     ``--eval_steps``: ``--max_steps`` / :data:`EVALUATIONS_PER_RUN`) and return the ones set, by flag
     name, for finetune to print."""
-    defaults = TASK_DEFAULTS.get(kind, TASK_DEFAULTS["other"])
+    defaults = dict(TASK_DEFAULTS.get(kind, TASK_DEFAULTS["other"]))
+    if getattr(args, "method", "lora") == "full":
+        defaults["learning_rate"] = FULL_FINETUNE_LEARNING_RATE
     chosen = {name: value for name, value in defaults.items() if getattr(args, name) is None}
     for name, value in chosen.items():
         setattr(args, name, value)
@@ -404,3 +408,20 @@ def training_records(args, task: Task) -> tuple[list[dict], list[dict]]:
         note(f"--train_split and --eval_split share {overlap} examples: the validation loss will look "
              "better than it is.")
     return train_records, eval_records
+
+
+def model_from_flags(args, cfg, dev: str):
+    """The base model and tokenizer as ``labkit finetune`` trains them, for every command that trains
+    (finetune, run, search: a search must try the model its best.yaml replays): NF4 for ``--method
+    qlora``; fp32 on a CPU (bf16 there is autocast over fp32 weights) and for a full fine-tune (every
+    weight is updated: it keeps fp32 weights, mixed precision autocasts over them); the training dtype
+    otherwise."""
+    import torch
+
+    from labkit import models
+
+    base = models.resolve_model(args.model_name_or_path)
+    full_precision = dev == "cpu" or cfg.method == "full"
+    return models.load_base(base, quantization="nf4" if cfg.method == "qlora" else None,
+                            dtype=torch.float32 if full_precision else cfg.train_dtype(dev),
+                            trust_remote_code=args.trust_remote_code)

@@ -38,6 +38,7 @@ from labkit.cli.flags import (
     export_flags,
     fill_task_defaults,
     finetune_flags,
+    model_from_flags,
     task_from_flags,
     parse_run_config,
     positive_float,
@@ -90,9 +91,8 @@ def _prepare(args) -> int:
 
 
 def _finetune(args) -> int:
-    import torch
 
-    from labkit import data, models, train
+    from labkit import data, train
 
     task = task_from_flags(args)   # data before the model: cheap checks first
     chosen = fill_task_defaults(args, task.kind)
@@ -105,10 +105,7 @@ def _finetune(args) -> int:
     train_pairs, eval_pairs = task.pairs(train_records), task.pairs(eval_records)
     data.check_lengths(train_pairs, tokenizer, args.max_seq_len, train_records)
     data.check_lengths(eval_pairs, tokenizer, args.max_seq_len, eval_records)
-    dev = check_hardware_flags(args)
-    load_dtype = torch.float32 if dev == "cpu" else cfg.train_dtype(dev)  # CPU bf16 = autocast over fp32
-    model, tok = models.load_base(base, quantization="nf4" if args.method == "qlora" else None,
-                                  dtype=load_dtype, trust_remote_code=args.trust_remote_code)
+    model, tok = model_from_flags(args, cfg, check_hardware_flags(args))
     if train.is_main_process():
         print(f"{task.kind} task: {len(train_pairs)} training and {len(eval_pairs)} validation "
               f"examples from {task.source}" + (f", labels {task.labels}" if task.labels else ""))

@@ -61,11 +61,11 @@ def read_search_config(path: Path, finetune_parser):
 
 def search_command(args) -> int:
     """Run (or resume) the study, print its trials, write the best trial's finetune settings."""
-    import torch
     import yaml
 
-    from labkit import evaluate, models, search
-    from labkit.cli.flags import check_hardware_flags, task_from_flags, train_config, training_records
+    from labkit import evaluate, search
+    from labkit.cli.flags import (check_hardware_flags, model_from_flags, task_from_flags, train_config,
+                                   training_records)
     from labkit.data import note
 
     path = Path(args.config).expanduser()
@@ -77,9 +77,7 @@ def search_command(args) -> int:
         raise CLIError(f"{path}: labkit search scores trials by validation accuracy, so it needs a "
                        f"classification task; {task.source} is a {task.kind} task.")
     train_records, eval_records = training_records(fargs, task)
-    base = models.resolve_model(fargs.model_name_or_path)
-    check_hardware_flags(fargs)
-    model, tok = models.load_base(base, dtype=torch.float32, trust_remote_code=fargs.trust_remote_code)
+    model, tok = model_from_flags(fargs, cfg, check_hardware_flags(fargs))   # the model best.yaml replays
     train_pairs, eval_pairs = task.pairs(train_records), task.pairs(eval_records)
     prompts, prefix = evaluate.label_scoring_setup(tok, task, [p["prompt"] for p in eval_pairs])
     golds = [str(r[task.target]).strip() for r in eval_records]
