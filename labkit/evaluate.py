@@ -312,7 +312,8 @@ def completion_tokens(tokenizer, pair) -> tuple[list[int], list[int]]:
 
     - the EOS token is appended to the completion (unless it ends with it already): the model
       learns to stop;
-    - the prompt and prompt + completion are tokenised as given (special tokens included);
+    - the prompt and prompt + completion are tokenised as given (special tokens included; a prompt
+      that starts with the BOS gets no second one, as :func:`labkit.train.training_examples` hands it to TRL);
     - labels are the ids with the prompt masked (-100) up to where the two tokenisations
       diverge (a token that merges across the boundary belongs to the completion).
     """
@@ -320,10 +321,10 @@ def completion_tokens(tokenizer, pair) -> tuple[list[int], list[int]]:
     eos = tokenizer.eos_token
     if eos and not completion.endswith(eos):
         completion += eos
-    prompt_ids = tokenizer(text=pair["prompt"])["input_ids"]
-    ids = tokenizer(text=pair["prompt"] + completion)["input_ids"]
+    prompt = prompt_ids(tokenizer, pair["prompt"])                  # one BOS, as training sees it
+    ids = prompt_ids(tokenizer, pair["prompt"] + completion)
     n_prompt = 0
-    while n_prompt < min(len(prompt_ids), len(ids)) and prompt_ids[n_prompt] == ids[n_prompt]:
+    while n_prompt < min(len(prompt), len(ids)) and prompt[n_prompt] == ids[n_prompt]:
         n_prompt += 1
     return ids, [-100] * n_prompt + ids[n_prompt:]
 

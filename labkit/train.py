@@ -340,6 +340,18 @@ def _model_to_train(model, cfg: TrainConfig):
     return model
 
 
+def training_examples(pairs, tokenizer) -> list[dict]:
+    """The pairs as TRL gets them: a text prompt that starts with the BOS (a chat template writes its
+    own) loses it when the tokenizer adds one itself (Llama 3's and Mistral's do), so the model trains
+    on one BOS, as :func:`labkit.evaluate.prompt_ids` scores it, not two."""
+    bos = tokenizer.bos_token
+    adds_bos = bos is not None and tokenizer("x")["input_ids"][:1] == [tokenizer.bos_token_id]
+    if not adds_bos:
+        return list(pairs)
+    return [{**p, "prompt": p["prompt"][len(bos):]} if isinstance(p["prompt"], str) and p["prompt"].startswith(bos)
+            else p for p in pairs]
+
+
 def _trainer(model, tokenizer, cfg: TrainConfig, output_dir: Path, train_pairs, eval_pairs, callbacks, live_plot):
     """TRL's trainer (:func:`trainer_class`) for this run, with its callbacks: the caller's, the
     live plot, early stopping and TensorBoard as the config asks."""
@@ -358,8 +370,8 @@ def _trainer(model, tokenizer, cfg: TrainConfig, output_dir: Path, train_pairs, 
     _quiet_dataset_maps()
     trainer = trainer_class(cfg)(
         model=model, args=sft_config(cfg, output_dir, has_eval=bool(eval_pairs)), processing_class=tokenizer,
-        train_dataset=Dataset.from_list(list(train_pairs)),
-        eval_dataset=Dataset.from_list(list(eval_pairs)) if eval_pairs else None,
+        train_dataset=Dataset.from_list(training_examples(train_pairs, tokenizer)),
+        eval_dataset=Dataset.from_list(training_examples(eval_pairs, tokenizer)) if eval_pairs else None,
         callbacks=cbs,
     )
     if cfg.method == "qlora":

@@ -441,11 +441,14 @@ def test_evaluation_sees_the_tokens_training_sees(add_bos, tmp_path):
     assert (tok("x")["input_ids"][0] == tok.bos_token_id) == add_bos
     model = build_model(tok)
     cfg = train.TrainConfig(max_steps=1, batch_size=4, dtype="float32")
+    # and prompts a chat template wrote, which start with the BOS: training and evaluation keep one
+    pairs = PAIRS + [{**p, "prompt": tok.bos_token + p["prompt"]} for p in PAIRS[:3]]
     trainer = SFTTrainer(model=train.add_lora(build_model(tok), cfg), args=train.sft_config(cfg, tmp_path, has_eval=False),
-                         processing_class=tok, train_dataset=Dataset.from_list(PAIRS))
-    for pair, row in zip(PAIRS, trainer.train_dataset):
+                         processing_class=tok, train_dataset=Dataset.from_list(train.training_examples(pairs, tok)))
+    for pair, row in zip(pairs, trainer.train_dataset):
         ids, labels = evaluate.completion_tokens(tok, pair)
         assert ids == row["input_ids"] and labels == row["labels"]
+        assert row["input_ids"][:2].count(tok.bos_token_id) == (1 if add_bos or pair not in PAIRS else 0)
         n_prompt = next(i for i, label in enumerate(row["labels"]) if label != -100)
         assert evaluate.prompt_ids(tok, pair["prompt"]) == row["input_ids"][:n_prompt]
     prompt = PAIRS[0]["prompt"]
