@@ -122,3 +122,27 @@ def test_qlora_training_after_an_eval_pass_matches_training_without(folder, tiny
     a, b = [loss for _, loss in plain.losses], [loss for _, loss in after_eval.losses]
     assert a[-1] < 0.7 * a[0], a   # QLoRA learns
     assert b == pytest.approx(a, rel=0.05), (a, b)
+
+
+def test_a_qlora_adapter_is_merged_into_the_nf4_weights_it_learned_against(folder, tiny_tokenizer, tmp_path):
+    # the merge reproduces the QLoRA model that was trained (PEFT on the 4-bit base); a merge into the
+    # unrounded fp32 weights would add the adapter's correction to weights it never saw
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from labkit.onnx.build import merge_adapter, trained_against
+
+    cfg = train.TrainConfig(method="qlora", max_steps=6, batch_size=8, learning_rate=5e-3, r=4, lora_alpha=8,
+                            logging_steps=2, eval_steps=None, save_steps=100, warmup_steps=0)
+    result = train.finetune(load_4bit(folder), tiny_tokenizer, PAIRS, None, cfg, output_dir=tmp_path / "q",
+                            live_plot=False, verbose=False)
+    assert trained_against(result.adapter_dir) == "nf4"
+    merged = AutoModelForCausalLM.from_pretrained(merge_adapter(folder, result.adapter_dir, tmp_path / "m"))
+    trained = PeftModel.from_pretrained(load_4bit(folder), result.adapter_dir).eval()
+    unrounded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(folder), result.adapter_dir)
+    ids = tiny_tokenizer(["message 3 -> joy", "message 4 ->"], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        want, got = trained(**ids).logits, merged.eval()(**ids).logits
+        fp32_merge = unrounded.merge_and_unload().eval()(**ids).logits
+    assert (got - want).abs().max() < 1e-3 * want.abs().max()
+    assert (fp32_merge - want).abs().max() > 10 * (got - want).abs().max()

@@ -211,18 +211,45 @@ def default_export_dir(model_dir, adapter_dir=None, precision="int4") -> Path:
     return labkit_home() / "onnx" / f"{name}-{precision}"
 
 
+def trained_against(adapter_dir) -> str:
+    """The weights an adapter learned against: ``"nf4"`` for a QLoRA adapter (its run record, written
+    by :func:`labkit.train.finetune`, says ``method: qlora``), else ``"fp32"``."""
+    run = Path(adapter_dir) / "labkit_run.json"
+    try:
+        method = json.loads(run.read_text()).get("config", {}).get("method") if run.is_file() else None
+    except (ValueError, AttributeError):
+        method = None
+    return "nf4" if method == "qlora" else "fp32"
+
+
+def merge_base(model_dir, adapter_dir):
+    """The fp32 base an adapter is merged into: the base's own weights, or for a QLoRA adapter the
+    dequantised NF4 weights it learned against (the NF4 rounding is part of what it corrected for;
+    merged into the unrounded weights it would add its correction to weights it never saw)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from labkit.models import quantization_config
+
+    if trained_against(adapter_dir) != "nf4":
+        return AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    quantized = AutoModelForCausalLM.from_pretrained(
+        model_dir, dtype=torch.float32, device_map={"": "cpu"},
+        quantization_config=quantization_config("nf4", compute_dtype=torch.float32))
+    return quantized.dequantize(dtype=torch.float32)
+
+
 def merge_adapter(model_dir, adapter_dir, out_dir) -> Path:
-    """Load the base model in fp32, apply the LoRA adapter, merge it and save to ``out_dir``.
+    """Apply the LoRA adapter to its base (:func:`merge_base`: fp32, or the dequantised NF4 weights
+    of a QLoRA adapter), merge it and save the result to ``out_dir``.
 
     The tokenizer is taken from the adapter folder when it has one (fine-tuning scripts
     often save it there, e.g. with a changed chat template), else from ``model_dir``.
     """
-    import torch
     from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
-    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    merged = PeftModel.from_pretrained(base, adapter_dir).merge_and_unload()
+    merged = PeftModel.from_pretrained(merge_base(model_dir, adapter_dir), adapter_dir).merge_and_unload()
     merged.save_pretrained(out_dir)
     tok_dir = adapter_dir if (Path(adapter_dir) / "tokenizer_config.json").is_file() else model_dir
     AutoTokenizer.from_pretrained(tok_dir).save_pretrained(out_dir)
@@ -411,7 +438,8 @@ def export_onnx(
     Args:
         model_dir: local Hugging Face model folder (config.json, *.safetensors, tokenizer).
         adapter_dir: optional PEFT LoRA adapter folder. It is merged into the fp32 base
-            model (``merge_and_unload``) before the export, so the ONNX model needs no PEFT.
+            model (``merge_and_unload``) before the export, so the ONNX model needs no PEFT; a QLoRA
+            adapter into the dequantised NF4 weights it learned against (:func:`merge_base`).
         precision: "fp32", "fp16" (GPU only) or "int4" (weight-only 4-bit, see
             ``DEFAULT_INT4_OPTIONS``).
         device: execution provider the model is built for: "cpu", "cuda", "dml" or "webgpu".
@@ -441,6 +469,7 @@ def export_onnx(
     options = builder_options(model_dir, precision, int4_options, prune_lm_head)
     out = Path(out).expanduser() if out is not None else default_export_dir(model_dir, adapter_dir, precision)
     manifest = {"model_dir": str(model_dir.resolve()), "adapter_dir": str(adapter_dir.resolve()) if adapter_dir else None,
+                "merged_into": trained_against(adapter_dir) if adapter_dir else None,
                 "precision": precision, "device": device, "builder_options": options,
                 "onnxruntime_genai": og.__version__,
                 "model_files": folder_fingerprint(model_dir), "adapter_files": folder_fingerprint(adapter_dir)}
