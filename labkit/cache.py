@@ -30,12 +30,9 @@ import contextlib
 import os
 import shutil
 import tempfile
-import threading
 import uuid
 from pathlib import Path
 
-_locks: dict[str, object] = {}      # one filelock.FileLock per lock file in this process
-_locks_guard = threading.Lock()
 
 
 def labkit_home() -> Path:
@@ -59,15 +56,13 @@ def locked(target, timeout: float | None = None):
     """Hold an exclusive lock on ``target`` (a folder that may not exist yet) while the block
     runs. Other processes and threads that lock the same target wait; the same thread may
     lock it again inside the block. ``timeout`` (seconds) raises TimeoutError instead of
-    waiting forever. The lock is a ``filelock.FileLock`` on :func:`lock_path` (thread-local
-    and re-entrant: one object per lock file, shared by the threads of this process)."""
+    waiting forever. The lock is a ``filelock.FileLock`` on :func:`lock_path`: thread-local and
+    re-entrant, one object per lock file in this process (filelock's ``is_singleton``)."""
     from filelock import FileLock, Timeout
 
     path = lock_path(target)
     path.parent.mkdir(parents=True, exist_ok=True)
-    key = str(path.resolve())
-    with _locks_guard:
-        lock = _locks.setdefault(key, FileLock(key, thread_local=True))
+    lock = FileLock(str(path.resolve()), thread_local=True, is_singleton=True)
     try:
         lock.acquire(timeout=-1 if timeout is None else timeout)
     except Timeout:

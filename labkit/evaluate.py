@@ -530,7 +530,6 @@ def review_sheet(rows: list[dict], path) -> dict:
     """Write a side-by-side sheet for human rating: ``path``.csv and ``path``.html, one row per
     example (``rows``: dicts such as input / gold / base / fine-tuned) plus an empty
     ``rating`` column to fill in. Returns the two paths."""
-    import html
     from pathlib import Path
 
     import pandas as pd
@@ -541,12 +540,9 @@ def review_sheet(rows: list[dict], path) -> dict:
     table["rating (1-5)"] = ""
     csv_path, html_path = path.with_suffix(".csv"), path.with_suffix(".html")
     table.to_csv(csv_path, index=False)
-    cells = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in r) + "</tr>"
-                    for r in table.itertuples(index=False))
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in table.columns)
     html_path.write_text(
         "<!doctype html><meta charset='utf-8'><title>Review sheet</title><style>"
         "table{border-collapse:collapse;font:14px sans-serif}td,th{border:1px solid #ccc;padding:6px;"
         "vertical-align:top;max-width:28em}</style>"
-        f"<table><tr>{head}</tr>{cells}</table>\n", encoding="utf-8")
+        + table.to_html(index=False, escape=True) + "\n", encoding="utf-8")
     return {"csv": csv_path, "html": html_path}

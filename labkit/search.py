@@ -193,16 +193,22 @@ def optimize(study, objective, n_trials: int) -> None:
                                                                                    TrialState.PRUNED))])
 
 
-def trials_table(study, params: list[str] | None = None) -> list[dict]:
-    """One row per trial: number, state, score, the values it tried and the step it reached."""
-    rows = []
-    for t in study.get_trials(deepcopy=False):
-        row = {"trial": t.number, "state": t.state.name.lower(),
-               "score": None if t.value is None else round(t.value, 4)}
-        row.update({k: t.params.get(k) for k in (params or sorted(t.params))})
-        row["last step"] = max(t.intermediate_values, default=None)
-        rows.append(row)
-    return rows
+def trials_table(study, params: list[str] | None = None):
+    """Optuna's ``study.trials_dataframe()``, one row per trial, with the columns a learner reads:
+    trial, state, score, the values it tried (``params``, default all) and the last step it
+    reported (where the pruner stopped it)."""
+    frame = study.trials_dataframe(attrs=("number", "state", "value", "params", "intermediate_values"))
+    if frame.empty:
+        return frame
+    steps = {c: int(c.rsplit("_", 1)[1]) for c in frame.columns if c.startswith("intermediate_values_")}
+    names = params or sorted(c.removeprefix("params_") for c in frame.columns if c.startswith("params_"))
+    table = frame[["number", "state", "value"]].rename(columns={"number": "trial", "value": "score"})
+    table["state"] = table["state"].str.lower()
+    for name in names:
+        table[name] = frame.get(f"params_{name}")
+    reported = frame[list(steps)].notna()               # which steps each trial reported
+    table["last step"] = reported.mul(list(steps.values())).max(axis=1).where(reported.any(axis=1)) if steps else None
+    return table
 
 
 def classification_objective(load_model, tokenizer, train_pairs, eval_pairs, labels, base_config, params,

@@ -406,3 +406,17 @@ def test_serving_rss_mb_loads_a_multi_adapter_base_and_merged_exports(tiny, peft
     assert 20 < multi_mb < 5000 and 20 < merged_mb < 5000                  # a Python process with onnxruntime loaded
     with pytest.raises(RuntimeError, match="No genai_config.json"):
         serving_rss_mb([tmp_path / "nowhere"], ids)
+
+
+@pytest.mark.parametrize("extra", [{"use_rslora": True}, {"alpha_pattern": {"v_proj": 3}, "rank_pattern": {"v_proj": 2}}])
+def test_read_peft_adapter_scales_each_module_as_peft_does(tiny, tmp_path, extra):
+    # the scaling read from the files equals the one PEFT itself applies when it loads the adapter
+    folder = save_adapter(tiny, tmp_path / "a", r=4, target_modules=["q_proj", "v_proj"], seed=8, **extra)
+    modules = adapter_files.read_peft_adapter(folder)["modules"]
+    live, _ = peft_model(tiny, folder)
+    for name, module in live.named_modules():
+        short = name.removeprefix("base_model.model.")
+        if short in modules:
+            assert modules[short]["scaling"] == pytest.approx(module.scaling["default"]), short
+            assert modules[short]["A"].shape[0] == module.r["default"]
+    assert len(modules) == 2 * 2

@@ -4,6 +4,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 og = pytest.importorskip("onnxruntime_genai")
@@ -144,25 +145,23 @@ def test_greedy_match_counts_the_shared_prefix_only():
     assert serve.greedy_match([], []) == 0.0
 
 
-def test_torch_greedy_feeds_the_model_on_its_own_device():
-    """On a GPU the inputs must go to the model's device; a meta-device model stands in for one."""
-    from types import SimpleNamespace
-
-    class Recorder(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.weight = torch.nn.Parameter(torch.zeros(1, device="meta"))
-            self.devices = []
-
-        def forward(self, input_ids, past_key_values=None, use_cache=True):
-            self.devices.append(input_ids.device.type)
-            logits = torch.zeros(1, input_ids.shape[1], 5)
-            logits[..., 3] = 1.0
-            return SimpleNamespace(logits=logits, past_key_values=None)
-
-    model = Recorder()
-    first, tokens = serve._torch_greedy(model, [1, 2], 3, eos_ids={4})
-    assert model.devices == ["meta"] * 3 and tokens == [3, 3, 3] and first.shape == (5,)
+def test_torch_greedy_is_the_argmax_chain_of_full_forward_passes(tiny):
+    """model.generate's greedy path (KV cache, its own stopping) against the definition: at each step the
+    argmax of a fresh forward pass over the whole sequence, raw logits, stopping at EOS."""
+    model, tokenizer = load_torch(tiny)
+    prompt = tokenizer("the cat sat")["input_ids"]
+    first, tokens = serve.torch_greedy(model, prompt, 6, eos_ids={tokenizer.eos_token_id})
+    seq, want = list(prompt), []
+    with torch.no_grad():
+        for _ in range(6):
+            logits = model(input_ids=torch.tensor([seq])).logits[0, -1]
+            if not want:
+                assert np.allclose(first, logits.numpy(), atol=1e-5)
+            want.append(int(logits.argmax()))
+            seq.append(want[-1])
+            if want[-1] == tokenizer.eos_token_id:
+                break
+    assert tokens == want
 
 
 def test_genai_model_runtime(tiny, fp32_dir):

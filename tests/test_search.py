@@ -4,6 +4,7 @@ SQLite file, a bad search space is a clear error, and the pruner stops a divergi
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -82,8 +83,9 @@ def test_a_study_of_three_trials_runs_and_reuses_a_finished_trial(tiny_tokenizer
     search.optimize(study, objective, n_trials=3)
     done = study.get_trials(states=(TrialState.COMPLETE,))
     assert len(done) == 3 and all(0 <= t.value <= 1 for t in done)
-    rows = search.trials_table(study)
-    assert [r["trial"] for r in rows] == [0, 1, 2] and set(rows[0]) >= {"score", "learning_rate", "lora_r"}
+    table = search.trials_table(study)
+    assert list(table["trial"]) == [0, 1, 2] and set(table.columns) >= {"score", "learning_rate", "lora_r", "last step"}
+    assert list(table["score"]) == [t.value for t in done] and set(table["state"]) == {"complete"}
     # the same settings again: the finished run is loaded, not trained (same score, no new steps)
     study.enqueue_trial(done[0].params)
     search.optimize(study, objective, n_trials=4)
@@ -200,7 +202,7 @@ def test_labkit_search_prints_trials_writes_the_best_config_and_resumes(tmp_path
     path = _search_file(tmp_path, tiny_folder, block, lora_r="null")
     assert cli.main(["search", "--config", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "trial  state" in out and "learning_rate" in out and "best: trial" in out
+    assert re.search(r"trial\s+state\s+score\s+learning_rate\s+last step", out) and "best: trial" in out
     best = yaml.safe_load((tmp_path / "search" / "best.yaml").read_text())
     assert best["text_template"] == "{message} -> {team}" and 1e-3 <= best["learning_rate"] <= 1e-2
     assert best["output_path"].endswith("best")

@@ -212,13 +212,12 @@ def _evaluate(args) -> int:
 
 def confusion_table(report: dict) -> str:
     """The confusion matrix as text: rows are the true labels, columns the predictions."""
-    labels, cm = report["labels"], report["confusion_matrix"]
-    width = max(6, *(len(label) for label in labels))
-    lines = [f"accuracy {report['accuracy']:.3f}   macro-F1 {report['macro_f1']:.3f}", "",
-             "true \\ predicted".ljust(width + 2) + " ".join(label[:width].rjust(width) for label in labels)]
-    for label, row in zip(labels, cm):
-        lines.append(label.ljust(width + 2) + " ".join(str(int(v)).rjust(width) for v in row))
-    return "\n".join(lines)
+    import pandas as pd
+
+    labels = report["labels"]
+    matrix = pd.DataFrame(report["confusion_matrix"], index=labels, columns=labels).astype(int)
+    matrix.index.name = "true \\ predicted"
+    return f"accuracy {report['accuracy']:.3f}   macro-F1 {report['macro_f1']:.3f}\n\n{matrix.to_string()}"
 
 
 def _export(args) -> int:

@@ -98,22 +98,10 @@ def search_command(args) -> int:
     objective = search.classification_objective(lambda: model, tok, train_pairs, eval_pairs,
                                                 task.labels, cfg, params, prefix, golds, prompts)
     search.optimize(study, objective, study_cfg["n_trials"])
-    print(format_table(search.trials_table(study, [p.name for p in params])))
+    table = search.trials_table(study, [p.name for p in params])
+    print(table.to_string(index=False, na_rep="-", float_format=lambda v: f"{v:.3g}"))
     best = {**config, **study.best_trial.params, "output_path": str(out / "best")}
     (out / "best.yaml").write_text(yaml.safe_dump(best, sort_keys=False))
     print(f"best: trial {study.best_trial.number}, validation accuracy {study.best_value:.3f}; its settings: "
           f"{out / 'best.yaml'} (labkit run --config {out / 'best.yaml'})")
     return 0
-
-
-def format_table(rows: list[dict]) -> str:
-    """Rows of dicts as an aligned text table."""
-    if not rows:
-        return "(no trials)"
-    cols = list(rows[0])
-    cell = [[("-" if r[c] is None else f"{r[c]:.3g}" if isinstance(r[c], float) else str(r[c])) for c in cols]
-            for r in rows]
-    width = [max(len(c), *(len(row[i]) for row in cell)) for i, c in enumerate(cols)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, width))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, width)) for row in cell]
-    return "\n".join(lines)

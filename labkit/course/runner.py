@@ -86,13 +86,16 @@ def run_notebook(path: Path, out_dir: Path, timeout: int = 1800) -> dict:
 
 
 def to_markdown(rows: list[dict]) -> str:
-    """The summary as a markdown table: lesson, result, wall time, headline numbers."""
-    lines = ["| lesson | result | wall time | headline numbers |", "|---|---|---|---|"]
-    for r in rows:
-        nums = ", ".join(f"{k}={v}" for k, v in r["metrics"].items() if k != "claims") or "-"
-        result = "passed" if r["passed"] else f"FAILED ({r['error']})"
-        lines.append(f"| {r['notebook']} | {result} | {r['seconds'] / 60:.1f} min | {nums} |")
-    return "\n".join(lines) + "\n"
+    """The summary as a markdown table (pandas' ``to_markdown``): lesson, result, wall time, headline numbers."""
+    import pandas as pd
+
+    table = pd.DataFrame([{
+        "lesson": r["notebook"],
+        "result": "passed" if r["passed"] else f"FAILED ({r['error']})",
+        "wall time": f"{r['seconds'] / 60:.1f} min",
+        "headline numbers": ", ".join(f"{k}={v}" for k, v in r["metrics"].items() if k != "claims") or "-",
+    } for r in rows])
+    return table.to_markdown(index=False, tablefmt="pipe") + "\n"
 
 
 # --- the HTML report (course-report/index.html) ----------------------------------------------

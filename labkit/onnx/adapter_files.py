@@ -28,64 +28,87 @@ def adapter_name(adapter_dir) -> str:
     return path.parent.name if path.name == "adapter" else path.name
 
 
+UNSUPPORTED = {   # LoRA variants that two extra MatMuls per layer cannot express
+    "use_dora": "DoRA rescales the merged weight, which two extra MatMuls cannot express; merge it with export_onnx()",
+    "lora_bias": "a LoRA bias is not part of the adapter format; train without lora_bias or merge with export_onnx()",
+    "modules_to_save": "the adapter replaces whole modules (modules_to_save); merge it with export_onnx() instead",
+    "trainable_token_indices": "the adapter changes token embeddings; merge it with export_onnx() instead",
+}
+
+
 def read_peft_adapter(adapter_dir) -> dict:
-    """Read a PEFT LoRA adapter folder without loading any model.
+    """Read a PEFT LoRA adapter folder without loading any model, through PEFT's own loaders
+    (``LoraConfig.from_pretrained``, ``load_peft_weights``).
 
     Returns ``{"name", "dir", "config", "base_model", "modules"}`` where ``modules`` maps each
     adapted module (``"model.layers.0.self_attn.q_proj"``) to ``{"A": [r, in], "B": [out, r],
-    "scaling": α/r}`` (numpy float32; ``α/√r`` with rsLoRA; ``alpha_pattern`` honoured).
-    Refuses what a plain LoRA update cannot express (DoRA, LoRA bias, trained biases,
+    "scaling": α/r}`` (numpy float32; ``α/√r`` with rsLoRA; ``alpha_pattern`` honoured, as PEFT
+    scales it). Refuses what a plain LoRA update cannot express (DoRA, LoRA bias, trained biases,
     ``modules_to_save``, trainable tokens) with an :class:`AdapterError`.
     """
-    import numpy as np
-
     path = check_peft_adapter(adapter_dir)
-    config = json.loads((path / "adapter_config.json").read_text())
+    config = _plain_lora_config(path)
+    modules = _lora_matrices(path)
+    for module, ab in modules.items():
+        ab["scaling"] = lora_scaling(config, module, ab["A"].shape[0])
+    raw = json.loads((path / "adapter_config.json").read_text())
+    return {"name": adapter_name(path), "dir": path, "config": raw,
+            "base_model": config.base_model_name_or_path, "base_weights": trained_base_weights(path),
+            "modules": modules}
+
+
+def _plain_lora_config(path: Path):
+    """The adapter's ``LoraConfig`` (PEFT's loader), or an :class:`AdapterError` for another PEFT
+    method or a LoRA variant that :data:`UNSUPPORTED` lists."""
+    from peft import LoraConfig
+
     where = f"{path / 'adapter_config.json'}"
-    if config.get("peft_type", "LORA") != "LORA":
-        raise AdapterError(f"{where}: peft_type is {config.get('peft_type')!r}; only LoRA adapters can be converted.")
-    unsupported = {
-        "use_dora": "DoRA rescales the merged weight, which two extra MatMuls cannot express; merge it with export_onnx()",
-        "lora_bias": "a LoRA bias is not part of the adapter format; train without lora_bias or merge with export_onnx()",
-        "modules_to_save": "the adapter replaces whole modules (modules_to_save); merge it with export_onnx() instead",
-        "trainable_token_indices": "the adapter changes token embeddings; merge it with export_onnx() instead",
-    }
-    for key, why in unsupported.items():
-        if config.get(key):
-            raise AdapterError(f"{where}: {key}={config[key]!r} is not supported for multi-adapter serving: {why}.")
-    if config.get("bias", "none") != "none":
-        raise AdapterError(f"{where}: bias={config['bias']!r} trains the base model's biases; "
+    peft_type = json.loads((path / "adapter_config.json").read_text()).get("peft_type", "LORA")
+    if peft_type != "LORA":
+        raise AdapterError(f"{where}: peft_type is {peft_type!r}; only LoRA adapters can be converted.")
+    config = LoraConfig.from_pretrained(str(path))
+    for key, why in UNSUPPORTED.items():
+        if getattr(config, key, None):
+            raise AdapterError(f"{where}: {key}={getattr(config, key)!r} is not supported for multi-adapter "
+                               f"serving: {why}.")
+    if config.bias != "none":
+        raise AdapterError(f"{where}: bias={config.bias!r} trains the base model's biases; "
                            "use bias='none' or merge the adapter with export_onnx().")
+    return config
+
+
+def _lora_matrices(path: Path) -> dict:
+    """``{module: {"A", "B"}}`` as float32 numpy arrays, from PEFT's ``load_peft_weights``."""
+    import numpy as np
+    from peft.utils import load_peft_weights
 
     weights_file = path / "adapter_model.safetensors"
-    if not weights_file.is_file():
-        raise AdapterError(f"{path} has no adapter_model.safetensors; re-save the adapter with "
-                           "model.save_pretrained(path) (safe_serialization is the default).")
-    from safetensors.numpy import load_file
-
-    tensors = load_file(str(weights_file))
     modules, other = {}, []
-    for key, value in tensors.items():
+    for key, value in load_peft_weights(str(path), device="cpu").items():
         m = re.fullmatch(r"(?:base_model\.model\.)?(.+)\.lora_([AB])\.weight", key)
         if m is None:
             other.append(key)
             continue
-        modules.setdefault(m.group(1), {})[m.group(2)] = value.astype(np.float32)
+        modules.setdefault(m.group(1), {})[m.group(2)] = value.float().numpy().astype(np.float32)
     if other:
         raise AdapterError(f"{weights_file} holds weights that are not LoRA A/B matrices: {other[:3]}... "
                            "Only plain LoRA adapters can be served as .onnx_adapter files.")
-    alpha_pattern = config.get("alpha_pattern") or {}
     for module, ab in modules.items():
         if set(ab) != {"A", "B"}:
             raise AdapterError(f"{weights_file}: {module} has lora_{''.join(ab)} but not both A and B.")
-        r = ab["A"].shape[0]
-        if ab["B"].shape[1] != r:
-            raise AdapterError(f"{weights_file}: {module} has lora_A of rank {r} but lora_B of rank {ab['B'].shape[1]}.")
-        alpha = next((v for k, v in alpha_pattern.items() if re.match(rf"(.*\.)?({k})$", module)), config["lora_alpha"])
-        ab["scaling"] = alpha / (r ** 0.5 if config.get("use_rslora") else r)
-    return {"name": adapter_name(path), "dir": path, "config": config,
-            "base_model": config.get("base_model_name_or_path"), "base_weights": trained_base_weights(path),
-            "modules": modules}
+        if ab["B"].shape[1] != ab["A"].shape[0]:
+            raise AdapterError(f"{weights_file}: {module} has lora_A of rank {ab['A'].shape[0]} but lora_B "
+                               f"of rank {ab['B'].shape[1]}.")
+    return modules
+
+
+def lora_scaling(config, module: str, r: int) -> float:
+    """The factor PEFT multiplies ``B·A`` by in ``module``: ``α/r``, or ``α/√r`` with rsLoRA, with
+    ``α`` from ``alpha_pattern`` where a pattern matches the module (PEFT's ``get_pattern_key``)."""
+    from peft.utils.other import get_pattern_key
+
+    alpha = config.alpha_pattern.get(get_pattern_key(config.alpha_pattern.keys(), module), config.lora_alpha)
+    return alpha / (r ** 0.5 if config.use_rslora else r)
 
 
 def trained_base_weights(adapter_dir) -> str | None:

@@ -177,23 +177,21 @@ class GenAIModel:
 # --------------------------------------------------------------------------- parity
 
 
-def _torch_greedy(model, input_ids, max_new_tokens, eos_ids):
+def torch_greedy(model, input_ids, max_new_tokens, eos_ids):
     """Last-position logits of ``input_ids`` (a float32 numpy array on the CPU) and the greedy
-    continuation (stops at EOS). Works on any device: the inputs go where the model is."""
+    continuation, stopping at EOS: ``model.generate`` with an explicit greedy config (a model's own
+    generation config may add a repetition penalty, which the ONNX side does not apply) and its raw
+    logits. The inputs go to the model's device."""
     import torch
+    from transformers import GenerationConfig
 
     device = next(model.parameters()).device
-    out = model(input_ids=torch.tensor([input_ids], device=device), use_cache=True)
-    first_logits = out.logits[0, -1].float().cpu().numpy()
-    new = []
-    for _ in range(max_new_tokens):
-        token = int(out.logits[0, -1].argmax())
-        new.append(token)
-        if token in eos_ids or len(new) == max_new_tokens:
-            break
-        out = model(input_ids=torch.tensor([[token]], device=device), past_key_values=out.past_key_values,
-                    use_cache=True)
-    return first_logits, new
+    eos = sorted(eos_ids) or None
+    config = GenerationConfig(do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=eos,
+                              pad_token_id=eos[0] if eos else 0, output_logits=True, return_dict_in_generate=True)
+    ids = torch.tensor([input_ids], device=device)
+    out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=config)
+    return out.logits[0][0].float().cpu().numpy(), out.sequences[0, len(input_ids):].tolist()
 
 
 def greedy_match(reference: list, other: list) -> float:
@@ -236,7 +234,7 @@ def parity(torch_model, tokenizer, onnx_path, prompts, max_new_tokens=16) -> dic
         with torch.no_grad():
             for prompt in prompts:
                 ids = tokenizer(prompt)["input_ids"]
-                ref_logits, ref_tokens = _torch_greedy(torch_model, ids, max_new_tokens, eos_ids)
+                ref_logits, ref_tokens = torch_greedy(torch_model, ids, max_new_tokens, eos_ids)
                 onnx_tokens = onnx.greedy_ids(ids, max_new_tokens)
                 rows.append({
                     "prompt": prompt,
