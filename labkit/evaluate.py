@@ -306,6 +306,8 @@ def sql_scores(preds, golds, db_path, timeout_s: float = 2.0) -> dict:
 
 # --- perplexity, intervals, comparisons ------------------------------------------------------
 
+# Kept by hand (TRL's collator builds whole batches, lesson 05 needs one loss per example); the tests check
+# it equals TRL's own tokenisation and masking, with and without a BOS-adding tokenizer.
 def completion_tokens(tokenizer, pair) -> tuple[list[int], list[int]]:
     """Token ids and labels of one ``{"prompt", "completion"}`` pair, built the way TRL's
     ``SFTTrainer`` (trl 1.16) builds a training example with ``completion_only_loss``:
@@ -393,6 +395,8 @@ def _seed(seed: int | None) -> int:
     return env.seed() if seed is None else seed
 
 
+# bootstrap_ci, paired_bootstrap, mcnemar and wilson_ci are written out, not imported from scipy: reading them
+# is lesson 04 (tests/test_evaluate.py checks them against scipy.stats).
 def bootstrap_ci(values, n_boot: int = 2000, alpha: float = 0.05, seed: int | None = None) -> tuple[float, float]:
     """A percentile bootstrap confidence interval for the mean of per-example ``values``.
 

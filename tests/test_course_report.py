@@ -113,7 +113,7 @@ def executed_notebook(path):
     nbformat.write(nb, path)
 
 
-def test_html_report_shows_each_lesson_its_claims_and_figures(tmp_path):
+def test_html_report_shows_each_lesson_its_claims_and_links_its_executed_page(tmp_path):
     executed_notebook(tmp_path / "01_tone.ipynb")
     rows = [
         {"notebook": "01_tone.ipynb", "passed": True, "seconds": 300, "error": None,
@@ -128,24 +128,12 @@ def test_html_report_shows_each_lesson_its_claims_and_figures(tmp_path):
     assert path == tmp_path / "index.html" and page.startswith("<!DOCTYPE html>")
     assert "01_tone.ipynb" in page and "02_lora.ipynb" in page and "1 of 2 lessons passed" in page
     assert "LoRA beats &lt;prompt&gt; &amp; few-shot" in page and "<prompt>" not in page
-    assert f'<img alt="cell 0: plots.loss_curve(history)" src="data:image/png;base64,{PNG}">' in page
-    assert page.count("<img") == 1                            # the text output is not a figure
     assert "accuracy" in page and "0.91" in page and "✓" in page and "✗" in page
     assert "\x1b" not in page and "AssertionError: ✗ loss falls" in page
-    assert "<link" not in page and "<script" not in page      # self-contained
-    assert "No figures" in page                               # lesson 02's notebook never got written
-
-
-def test_figures_skip_outputs_that_are_not_base64(tmp_path):
-    import nbformat
-
-    nb = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell("draw()")
-    cell.outputs = [nbformat.v4.new_output("display_data", data={"image/png": "x'><script>alert(1)</script>"}),
-                    nbformat.v4.new_output("display_data", data={"image/png": PNG[:20] + "\n" + PNG[20:]})]
-    nb.cells = [cell]
-    nbformat.write(nb, tmp_path / "03.ipynb")
-    assert runner.notebook_figures(tmp_path / "03.ipynb") == [("cell 0: draw()", PNG)]
+    assert "<link" not in page and "<script" not in page      # the front page needs no other file
+    assert "href='01_tone.html'" in page and "did not run" in page   # lesson 02's notebook never got written
+    lesson = (tmp_path / "01_tone.html").read_text(encoding="utf-8")  # nbconvert's page, figures embedded
+    assert f"data:image/png;base64,{PNG}" in lesson and "accuracy 0.91" in lesson
 
 
 def test_a_note_shared_by_every_lesson_is_printed_once(capsys):

@@ -457,3 +457,33 @@ def test_evaluation_sees_the_tokens_training_sees(add_bos, tmp_path):
     assert torch.allclose(evaluate.last_token_logits(model, tok, [prompt, PAIRS[1]["prompt"]])[0], expected, atol=1e-5)
     if add_bos:   # a text that already starts with the BOS (a chat template wrote it) gets no second one
         assert evaluate.prompt_ids(tok, tok.bos_token + prompt) == evaluate.prompt_ids(tok, prompt)
+
+
+# --- the hand-written statistics (they teach) agree with scipy's ------------------------------
+
+@pytest.mark.parametrize("a_only, b_only", [(0, 0), (3, 9), (12, 5), (40, 61), (1, 0)])
+def test_mcnemar_is_scipys_exact_binomial_test(a_only, b_only):
+    from scipy.stats import binomtest
+
+    a = [True] * a_only + [False] * b_only + [True] * 7
+    b = [False] * a_only + [True] * b_only + [True] * 7
+    p = evaluate.mcnemar(a, b)["p_value"]
+    want = binomtest(a_only, a_only + b_only, 0.5).pvalue if a_only + b_only else 1.0
+    assert p == pytest.approx(want, rel=1e-9)
+
+
+@pytest.mark.parametrize("k, n", [(0, 10), (10, 10), (7, 12), (121, 138), (50, 100)])
+def test_wilson_ci_is_scipys_wilson_interval(k, n):
+    from scipy.stats import binomtest
+
+    want = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    assert evaluate.wilson_ci(k, n) == pytest.approx((want.low, want.high), abs=1e-9)
+
+
+def test_bootstrap_ci_agrees_with_scipys_percentile_bootstrap():
+    from scipy.stats import bootstrap
+
+    values = np.array([1.0] * 83 + [0.0] * 37)
+    ours = evaluate.bootstrap_ci(values, n_boot=20000, seed=0)
+    theirs = bootstrap((values,), np.mean, n_resamples=20000, method="percentile", random_state=0).confidence_interval
+    assert ours == pytest.approx((theirs.low, theirs.high), abs=0.01)   # two Monte Carlo estimates of one interval

@@ -4,9 +4,9 @@ a workshop to know each machine in the room can do the course.
     python -m labkit.course.runner notebooks --out course-report      # or: make course
 
 For each notebook: passed or failed, wall time, and the headline numbers the lesson
-measured (each lesson calls :func:`record` with them). Writes the executed notebooks,
-``summary.json``, ``summary.md`` and ``index.html`` (one self-contained page: each lesson's
-result, claims, numbers and figures) into ``--out``.
+measured (each lesson calls :func:`labkit.course.claims.record` with them). Writes the executed
+notebooks, each also as a web page (nbconvert), ``summary.json``, ``summary.md`` and
+``index.html`` (each lesson's result, claims and numbers, linking to its page) into ``--out``.
 
 ``--save-times`` keeps each lesson's minutes in ``lesson_times.json`` with this machine's matmul
 peak; :func:`predict_times` scales them to another machine (``labkit doctor`` prints the table).
@@ -15,8 +15,6 @@ peak; :func:`predict_times` scales them to another machine (``labkit doctor`` pr
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
 import html
 import json
 import os
@@ -109,42 +107,23 @@ th { background: #f4f4f4; } td.num { text-align: right; font-variant-numeric: ta
 section { border: 1px solid #ccc; border-radius: 6px; padding: 1em; margin: 1.2em 0; }
 section.passed { border-left: 6px solid #2e7d32; } section.failed { border-left: 6px solid #c62828; }
 .ok { color: #2e7d32; font-weight: bold; } .bad { color: #c62828; font-weight: bold; }
-.lesson { display: flex; flex-wrap: wrap; gap: 1.5em; } .numbers { flex: 1 1 420px; } .figures { flex: 1 1 480px; }
-figure { margin: 0 0 1em; } figure img { max-width: 100%; border: 1px solid #eee; }
-figcaption { color: #666; font-size: .85em; font-family: monospace; }
 pre.error { background: #fff3f3; border: 1px solid #f0c0c0; padding: .6em; white-space: pre-wrap; }
 """
 
 
-def notebook_figures(path: Path) -> list[tuple[str, str]]:
-    """The figures an executed notebook drew: ``(caption, base64 PNG)`` for each ``image/png``
-    output, in order; the caption is the first line of the cell that drew it. Empty when the
-    notebook is missing (a lesson that never ran); outputs that are not valid base64 are skipped."""
-    import nbformat
+def lesson_page(notebook: Path) -> Path | None:
+    """The executed lesson as a web page beside it (``NN_name.html``), outputs and figures included:
+    nbconvert's ``HTMLExporter``, the tool Jupyter itself exports with. None when the notebook is
+    missing (a lesson that never ran)."""
+    from nbconvert import HTMLExporter
 
-    if not Path(path).is_file():
-        return []
-    nb = nbformat.read(path, as_version=4)
-    figures = []
-    for index, cell in enumerate(nb.cells):
-        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
-            png = output.get("data", {}).get("image/png")
-            if png is None:
-                continue
-            png = "".join(("".join(png) if isinstance(png, list) else str(png)).split())
-            try:
-                if not base64.b64decode(png, validate=True):     # only base64 characters go into the page
-                    continue
-            except (binascii.Error, ValueError):
-                continue
-            first = next((line for line in cell.source.splitlines() if line.strip()), "")
-            figures.append((f"cell {index}: {first.strip()}", png))
-    return figures
-
-
-def _number(value) -> str:
-    """A number for the report: 4 significant digits; anything else as text."""
-    return f"{value:.4g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+    notebook = Path(notebook)
+    if not notebook.is_file():
+        return None
+    body, _ = HTMLExporter().from_filename(str(notebook))
+    page = notebook.with_suffix(".html")
+    page.write_text(body, encoding="utf-8")
+    return page
 
 
 def _holds(recorded_claim: dict) -> bool:
@@ -154,55 +133,51 @@ def _holds(recorded_claim: dict) -> bool:
 
 
 def claims_html(claims: dict) -> str:
-    """The lesson's claims (what :func:`claim` recorded) as an HTML table: statement, measured,
-    bound, margin and ✓/✗ (the claim holds when its margin is >= 0)."""
+    """The lesson's claims (what :func:`labkit.course.claims.claim` recorded) as an HTML table
+    (pandas, escaped): held (✓/✗), statement, measured, bound, margin."""
+    import pandas as pd
+
     if not claims:
         return "<p>No claims recorded.</p>"
-    rows = []
-    for statement, c in claims.items():
-        margin, holds = c.get("margin"), _holds(c)
-        rows.append(f"<tr><td class='{'ok' if holds else 'bad'}'>{'✓' if holds else '✗'}</td>"
-                    f"<td>{html.escape(str(statement))}</td><td class='num'>{html.escape(_number(c.get('measured')))}</td>"
-                    f"<td class='bound'>{html.escape(str(c.get('bound', '')))}</td><td class='num'>{html.escape(_number(margin))}</td></tr>")
-    return ("<table><tr><th></th><th>claim</th><th>measured</th><th>bound</th><th>margin</th></tr>"
-            + "".join(rows) + "</table>")
+    table = pd.DataFrame([{"": "✓" if _holds(c) else "✗", "claim": statement, "measured": c.get("measured"),
+                           "bound": c.get("bound", ""), "margin": c.get("margin")} for statement, c in claims.items()])
+    return table.to_html(index=False, escape=True, float_format=lambda v: f"{v:.4g}", na_rep="-")
 
 
 def numbers_html(metrics: dict) -> str:
-    """The lesson's recorded headline numbers (what :func:`record` recorded) as an HTML table."""
+    """The lesson's recorded headline numbers (what :func:`labkit.course.claims.record` recorded)
+    as an HTML table (pandas, escaped)."""
+    import pandas as pd
+
     numbers = {k: v for k, v in metrics.items() if k != "claims"}
     if not numbers:
         return "<p>No numbers recorded.</p>"
-    return ("<table><tr><th>recorded</th><th>value</th></tr>"
-            + "".join(f"<tr><td>{html.escape(str(k))}</td><td class='num'>{html.escape(_number(v))}</td></tr>"
-                      for k, v in numbers.items()) + "</table>")
+    table = pd.DataFrame({"recorded": list(numbers), "value": [str(v) for v in numbers.values()]})
+    return table.to_html(index=False, escape=True)
 
 
 def lesson_html(row: dict, out_dir: Path) -> str:
     """One lesson's section: result and minutes, its error (without terminal colour codes), its
-    claims and numbers, beside the figures of its executed notebook in ``out_dir``."""
+    claims and numbers, and a link to the executed lesson's page (:func:`lesson_page`)."""
     name = html.escape(row["notebook"])
     result = "<span class='ok'>passed</span>" if row["passed"] else "<span class='bad'>FAILED</span>"
     error = (f"<pre class='error'>{html.escape(ANSI.sub('', str(row['error'])))}</pre>"
              if row.get("error") else "")
-    figures = "".join(f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{png}">'
-                      f"<figcaption>{html.escape(caption)}</figcaption></figure>"
-                      for caption, png in notebook_figures(Path(out_dir) / row["notebook"]))
+    page = lesson_page(Path(out_dir) / row["notebook"])
+    link = (f"<p><a href='{html.escape(page.name)}'>the executed lesson, with its outputs and figures</a></p>"
+            if page else "<p>The lesson did not run: no executed notebook.</p>")
     metrics = row.get("metrics") or {}
     return (f"<section id='{name}' class='{'passed' if row['passed'] else 'failed'}'>"
-            f"<h2>{name}: {result} in {row['seconds'] / 60:.1f} min</h2>{error}"
-            f"<div class='lesson'><div class='numbers'>{claims_html(metrics.get('claims', {}))}"
-            f"{numbers_html(metrics)}</div>"
-            f"<div class='figures'>{figures or '<p>No figures.</p>'}</div></div></section>")
+            f"<h2>{name}: {result} in {row['seconds'] / 60:.1f} min</h2>{error}{link}"
+            f"{claims_html(metrics.get('claims', {}))}{numbers_html(metrics)}</section>")
 
 
 def to_html(rows: list[dict], out_dir: Path, machine: str = "") -> str:
-    """The whole report as one self-contained HTML page (inline style, figures embedded as
-    base64 PNG, no external files): an overview table, then one section per lesson."""
+    """The report's front page (inline style, no external files): an overview table, then one
+    section per lesson that links to its executed page."""
     def claim_count(r):
         claims = (r.get("metrics") or {}).get("claims", {})
-        held = sum(_holds(c) for c in claims.values())
-        return f"{held}/{len(claims)}"
+        return f"{sum(_holds(c) for c in claims.values())}/{len(claims)}"
 
     overview = "".join(
         f"<tr><td><a href='#{html.escape(r['notebook'])}'>{html.escape(r['notebook'])}</a></td>"
