@@ -174,6 +174,45 @@ def classification_report(y_true, y_pred, labels) -> dict:
     }
 
 
+def majority_baseline(y_true, labels) -> dict:
+    """What always answering the most frequent true label scores: its accuracy (that label's share)
+    and its macro-F1 (that label's F1, ``2·share / (1 + share)``, averaged with zeros for the rest)."""
+    counts = {label: sum(t == label for t in y_true) for label in labels}
+    label = max(counts, key=counts.get)
+    share = counts[label] / max(len(y_true), 1)
+    return {"label": label, "accuracy": share, "macro_f1": 2 * share / (1 + share) / len(labels)}
+
+
+COLLAPSE_SHARE = 0.9   # one label for at least this share of the answers: see collapse()
+
+
+def collapse(report: dict, y_pred) -> str | None:
+    """Why a classifier's answers have collapsed, in words, or None when they have not:
+
+    - one label for (nearly) every example: at least :data:`COLLAPSE_SHARE` of the answers, and it
+      took over at least half of the examples whose true label is another one (a good model of a
+      90/10 set answers the majority 90% of the time, and that is no collapse);
+    - or a macro-F1 no better than always answering the majority label.
+
+    ``report`` is :func:`classification_report` of the same answers. Needs two labels or more among
+    the true labels (with one, there is nothing to tell apart)."""
+    support = {label: c["support"] for label, c in report["per_class"].items()}
+    n = sum(support.values())
+    if sum(count > 0 for count in support.values()) < 2:
+        return None
+    answers = list(y_pred)
+    top = max(report["labels"], key=answers.count)
+    share, true_share = answers.count(top) / n, support[top] / n
+    if share >= COLLAPSE_SHARE and share - true_share >= (1 - true_share) / 2:
+        return f"it answers {top!r} for {share:.0%} of the examples ({true_share:.0%} of them are {top!r})"
+    truth = [label for label, count in support.items() for _ in range(count)]
+    baseline = majority_baseline(truth, report["labels"])
+    if report["macro_f1"] <= baseline["macro_f1"]:
+        return (f"its macro-F1 {report['macro_f1']:.3f} is no better than always answering {baseline['label']!r} "
+                f"({baseline['macro_f1']:.3f})")
+    return None
+
+
 # --- generation ---------------------------------------------------------------------------
 
 @torch.no_grad()

@@ -76,6 +76,25 @@ def test_own_csv_classification_end_to_end(tmp_path, tiny_folder, capsys):
     assert "true \\ predicted" in printed
 
 
+@pytest.mark.parametrize("bad, collapses", [(60, False), (10, True)])
+def test_finetune_ends_with_a_validation_report_that_names_a_collapse(tmp_path, tiny_folder, capsys, bad, collapses):
+    # "good"/"bad" written in the text: a tiny model learns it from 60 of each; with 10 "bad" in 120 it
+    # learns to answer "good" for everything, and finetune must say so instead of just "Saved"
+    rows = [{"text": f"item {i} is good", "label": "good"} for i in range(120 - bad)]
+    rows += [{"text": f"item {i} is bad", "label": "bad"} for i in range(bad)]
+    data_file = write_csv(tmp_path / "items.csv", rows)
+    code = cli.main(["finetune", "-m", str(tiny_folder), "--data_name", str(data_file), "--text_template",
+                     "{text} -> {label}", "--max_steps", "30", "--learning_rate", "5e-3",
+                     "--per_device_train_batch_size", "8", "--lora_r", "4", "--output_path", str(tmp_path / "run")])
+    out = capsys.readouterr().out
+    assert code == 0 and "validation (12 examples, the checkpoint of step 30 of 30)" in out
+    assert re.search(r"always answering 'good': accuracy [0-9.]+, macro-F1 [0-9.]+", out)
+    assert re.search(r"recall per class: good [0-9.]+, bad [0-9.]+", out)   # both labels are in the validation split
+    assert ("WARNING: the model's answers have collapsed" in out) == collapses, out[-800:]
+    if collapses:
+        assert "What to try" in out
+
+
 def test_unset_training_flags_follow_the_task():
     from labkit.cli.flags import fill_task_defaults
 

@@ -487,3 +487,34 @@ def test_bootstrap_ci_agrees_with_scipys_percentile_bootstrap():
     ours = evaluate.bootstrap_ci(values, n_boot=20000, seed=0)
     theirs = bootstrap((values,), np.mean, n_resamples=20000, method="percentile", random_state=0).confidence_interval
     assert ours == pytest.approx((theirs.low, theirs.high), abs=0.01)   # two Monte Carlo estimates of one interval
+
+
+# --- a collapse to one label is named, a healthy imbalanced classifier is not -----------------
+
+def _report(golds, preds, labels=("a", "b", "c")):
+    return evaluate.classification_report(golds, preds, list(labels)), preds
+
+
+def test_one_label_for_everything_is_a_collapse():
+    golds = ["a"] * 59 + ["b"] * 28 + ["c"] * 13
+    why = evaluate.collapse(*_report(golds, ["a"] * 100))
+    assert why and "'a' for 100% of the examples (59% of them are 'a')" in why
+
+
+def test_a_good_classifier_of_an_imbalanced_set_has_not_collapsed():
+    golds = ["a"] * 90 + ["b"] * 10
+    preds = ["a"] * 89 + ["b"] + ["b"] * 9 + ["a"]          # 98% right, 'a' answered 90% of the time
+    assert evaluate.collapse(*_report(golds, preds, ("a", "b"))) is None
+
+
+def test_macro_f1_no_better_than_the_majority_is_a_collapse():
+    golds = ["a"] * 50 + ["b"] * 30 + ["c"] * 20
+    preds = ["b"] * 50 + ["c"] * 30 + ["a"] * 20               # every answer wrong, spread over the labels
+    why = evaluate.collapse(*_report(golds, preds))
+    assert why and "no better than always answering 'a'" in why
+    assert evaluate.majority_baseline(golds, ["a", "b", "c"]) == {
+        "label": "a", "accuracy": 0.5, "macro_f1": pytest.approx(2 * 0.5 / 1.5 / 3)}
+
+
+def test_one_true_label_cannot_collapse():
+    assert evaluate.collapse(*_report(["a"] * 10, ["a"] * 10)) is None

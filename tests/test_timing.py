@@ -37,7 +37,7 @@ def test_torch_speed_generates_exactly_the_asked_tokens_after_a_warm_up(tiny_mod
     monkeypatch.setattr(tiny_model, "generate", spy)
     row = timing.torch_speed(tiny_model, ids, new_tokens=5, runs=2)
     assert calls == [(1, 1, 1), (5, 5, 5)] * 3                       # 1 token (TTFT), then all 5; warm-up + 2 runs
-    assert row["TTFT (ms)"] > 0 and row["prompt (tok/s)"] > 0 and row["decode (tok/s)"] > 0
+    assert row["prompt (tok/s)"] == pytest.approx(12 / (row["TTFT (ms)"] / 1000))   # the prompt's 12 tokens in the TTFT
 
 
 def fake_og(generators):
@@ -97,5 +97,7 @@ def test_genai_speed_on_a_tiny_onnx_export(tmp_path):
     from labkit.onnx.serve import GenAIModel
 
     model = GenAIModel(export_onnx(make_tiny_model(tmp_path / "tiny-llama"), precision="fp32", out=tmp_path / "onnx"))
-    row = timing.genai_speed(model, model.token_ids("the cat sat on the mat"), new_tokens=8, runs=2)
-    assert row["TTFT (ms)"] > 0 and row["prompt (tok/s)"] > 0 and row["decode (tok/s)"] > 0
+    ids = model.token_ids("the cat sat on the mat")
+    row = timing.genai_speed(model, ids, new_tokens=8, runs=2)
+    assert row["prompt (tok/s)"] == pytest.approx(len(ids) / (row["TTFT (ms)"] / 1000))
+    assert set(row) == {"TTFT (ms)", "prompt (tok/s)", "decode (tok/s)"}

@@ -47,7 +47,7 @@ from labkit.cli.flags import (
     train_config,
     training_records,
 )
-from labkit.data import check_labels_seen
+from labkit.data import Task, check_labels_seen
 from labkit.models import BASE_POINTER, resolve_model
 from labkit.onnx.adapter_files import check_peft_adapter
 
@@ -129,6 +129,9 @@ def _finetune(args) -> int:
         tmp.write_text(json.dumps(pointer, indent=2))
     print(f"Saved to {result.adapter_dir} after {result.steps} steps in {result.train_seconds:.0f} s "
           f"(base model pointer: {Path(result.output_dir) / 'model'})")
+    if task.kind == "classification" and eval_records:
+        kept = result.best_step if cfg.restores_best and result.best_step else result.steps
+        validation_report(result.model, tok, task, eval_records, kept, result.steps)
     return 0
 
 
@@ -180,15 +183,10 @@ def _evaluate(args) -> int:
     pairs = task.pairs(records)
     prompts = [p["prompt"] for p in pairs]
     if task.kind == "classification":
-        golds = [str(r[task.target]).strip() for r in records]
-        scored, prefix = evaluate.label_scoring_setup(tok, task, prompts)
-        try:
-            preds = evaluate.classify(model, tok, scored, task.labels, prefix,
-                                      batch_size=args.per_device_eval_batch_size)
-        except ValueError as e:  # two labels start with the same token
-            raise CLIError(f"{e} Or evaluate by generation: --task_name generation.") from None
+        golds, preds = label_predictions(model, tok, task, records, args.per_device_eval_batch_size)
         report = evaluate.classification_report(golds, preds, task.labels)
         print(confusion_table(report))
+        say_if_collapsed(report, preds)
         out = {"task": "classification", "accuracy": report["accuracy"], "macro_f1": report["macro_f1"],
                "labels": task.labels, "confusion_matrix": report["confusion_matrix"].tolist()}
     else:
@@ -208,6 +206,55 @@ def _evaluate(args) -> int:
         out = {"task": task.kind, **out}
     print(json.dumps({"n": len(pairs), **out}))  # one line: easy to read back (json.loads)
     return 0
+
+
+def label_predictions(model, tok, task: Task, records, batch_size=None) -> tuple[list[str], list[str]]:
+    """The true labels of ``records`` and the model's label-scored answers for them."""
+    from labkit import evaluate
+
+    golds = [str(r[task.target]).strip() for r in records]
+    prompts, prefix = evaluate.label_scoring_setup(tok, task, [p["prompt"] for p in task.pairs(records)])
+    try:
+        return golds, evaluate.classify(model, tok, prompts, task.labels, prefix, batch_size=batch_size or 16)
+    except ValueError as e:  # two labels start with the same token
+        raise CLIError(f"{e} Or evaluate by generation: --task_name generation.") from None
+
+
+COLLAPSE_ADVICE = """What to try, one at a time, then `labkit evaluate` again:
+  - keep the best checkpoint instead of the last: --early_stopping_patience 2 (validation is measured every --eval_steps);
+  - a smaller, steadier step: --learning_rate 5e-4 with more --max_steps (e.g. 200) and --warmup_steps 10;
+  - balance the classes: fewer examples of the majority label (or more of the rare ones) in the training file;
+  - more validation examples, so the kept checkpoint is chosen on more than a handful: --max_eval_samples 200."""
+
+
+def say_if_collapsed(report: dict, preds) -> bool:
+    """Print a warning, with what to try, when the answers have collapsed (:func:`labkit.evaluate.collapse`)."""
+    from labkit import evaluate
+
+    why = evaluate.collapse(report, preds)
+    if why:
+        print(f"WARNING: the model's answers have collapsed: {why}. It has not learned to tell the labels apart.\n"
+              + COLLAPSE_ADVICE)
+    return why is not None
+
+
+def validation_report(model, tok, task: Task, records, kept_step: int, steps: int) -> dict:
+    """What ``labkit finetune`` ends with on a classification task: accuracy and macro-F1 against
+    always answering the majority label, recall per class, the checkpoint kept, and a warning when
+    the answers have collapsed. Never just "Saved"."""
+    from labkit import evaluate
+
+    golds, preds = label_predictions(model, tok, task, records)
+    report = evaluate.classification_report(golds, preds, task.labels)
+    base = evaluate.majority_baseline(golds, task.labels)
+    recall = ", ".join(f"{label} {c['recall']:.2f}" if c["support"] else f"{label} (no example)"
+                       for label, c in report["per_class"].items())
+    print(f"validation ({len(golds)} examples, the checkpoint of step {kept_step} of {steps}):\n"
+          f"  accuracy {report['accuracy']:.3f}, macro-F1 {report['macro_f1']:.3f}; always answering "
+          f"{base['label']!r}: accuracy {base['accuracy']:.3f}, macro-F1 {base['macro_f1']:.3f}\n"
+          f"  recall per class: {recall}")
+    report["collapsed"] = say_if_collapsed(report, preds)
+    return report
 
 
 def confusion_table(report: dict) -> str:
