@@ -96,7 +96,10 @@ def test_the_lock_is_reentrant_and_excludes_other_threads(tmp_path):
 
     target, order = tmp_path / "model", []
 
+    trying = threading.Event()
+
     def other_thread():
+        trying.set()
         with cache.locked(target):
             order.append("other")
 
@@ -104,7 +107,9 @@ def test_the_lock_is_reentrant_and_excludes_other_threads(tmp_path):
         with cache.locked(target):  # the same thread again: no deadlock
             other = threading.Thread(target=other_thread)
             other.start()
-            time.sleep(0.3)
+            assert trying.wait(5)
+            other.join(0.2)
+            assert other.is_alive() and order == []   # it waits for the lock, however long it is given
             order.append("first")
     other.join(5)
     assert order == ["first", "other"]

@@ -118,11 +118,27 @@ def test_fp32_export_matches_pytorch(tiny, home, fp32_dir):
     assert all(r["same_tokenizer"] for r in report["prompts"])
 
 
-@pytest.mark.parametrize("family", ["qwen2", "gemma2", "phi3", "mistral", "granite"])
-def test_fp32_export_matches_pytorch_for_other_families(family, tmp_path):
+OTHER_FAMILIES = [pytest.param(f, marks=pytest.mark.slow) for f in ("qwen2", "gemma2", "phi3", "mistral", "granite")]
+
+
+@pytest.fixture(scope="module")
+def family_folder(tmp_path_factory):
+    """A tiny model folder per family, made once and shared by the fp32 and int4 family tests."""
+    made = {}
+
+    def folder(family: str) -> Path:
+        if family not in made:
+            made[family] = make_tiny_model(tmp_path_factory.mktemp(f"tiny-{family}") / "model", family)
+        return made[family]
+
+    return folder
+
+
+@pytest.mark.parametrize("family", OTHER_FAMILIES)
+def test_fp32_export_matches_pytorch_for_other_families(family, family_folder, tmp_path):
     """Every other family the builder exports gives PyTorch's logits and greedy answers (a
     builder that missed Gemma 2's softcapping or Granite's multipliers would differ here)."""
-    folder = make_tiny_model(tmp_path / f"tiny-{family}", family)
+    folder = family_folder(family)
     out = export_onnx(folder, precision="fp32", out=tmp_path / "onnx", verbose=False)
     model, tokenizer = load_torch(folder)
     report = parity(model, tokenizer, out, PROMPTS, max_new_tokens=8)
@@ -267,11 +283,11 @@ def test_int4_export_with_named_int8_nodes(tiny, tmp_path):
         export_onnx(tiny, precision="int4", out=tmp_path / "bad", int4_options={"int8_nodes": "/model/layers.9/mlp/down_proj/MatMul"})
 
 
-@pytest.mark.parametrize("family", ["qwen2", "gemma2", "phi3", "mistral", "granite"])
-def test_int4_defaults_name_8_bit_nodes_every_family_has(family, tmp_path):
+@pytest.mark.parametrize("family", OTHER_FAMILIES)
+def test_int4_defaults_name_8_bit_nodes_every_family_has(family, family_folder, tmp_path):
     """labkit's default 8-bit nodes (q, k, v and down_proj of every layer) are builder names of every
     family it exports: a name the model lacks would fail the build."""
-    folder = make_tiny_model(tmp_path / f"tiny-{family}", family)
+    folder = family_folder(family)
     bits = matmul_bits(export_onnx(folder, precision="int4", out=tmp_path / f"{family}-int4"))
     assert all(bits[f"/model/layers.{i}/{m}/MatMul"] == 8 for i in range(2) for m in ("attn/qkv_proj", "mlp/down_proj"))
     assert bits["/model/layers.0/attn/o_proj/MatMul"] == 4

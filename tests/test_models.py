@@ -184,21 +184,32 @@ def test_quantization_configs():
 
 
 def test_two_kernels_loading_the_default_at_once_convert_it_once(home, tmp_path, monkeypatch, tiny_tokenizer):
+    import contextlib
     import threading
-    import time
+
+    from labkit import cache
 
     gguf = tmp_path / "fake.gguf"
     gguf.write_bytes(b"GGUF")
     monkeypatch.setattr(models, "find_gguf", lambda: gguf)
     _fake_gguf_loaders(monkeypatch, tiny_tokenizer)
-    calls, results = [], []
-    real_convert = models.convert_gguf
+    calls, results, at_lock = [], [], []
+    real_convert, real_locked, both_at_lock = models.convert_gguf, cache.locked, threading.Event()
+
+    @contextlib.contextmanager
+    def watched_lock(target, timeout=None):
+        at_lock.append(threading.current_thread().name)
+        if len(at_lock) == 2:
+            both_at_lock.set()
+        with real_locked(target, timeout):
+            yield
 
     def slow_convert(*args):
         calls.append(args)
-        time.sleep(0.5)  # long enough for the other thread to arrive while this one converts
+        assert both_at_lock.wait(30)   # converting while the other kernel waits at the lock: no sleep to tune
         return real_convert(*args)
 
+    monkeypatch.setattr(cache, "locked", watched_lock)
     monkeypatch.setattr(models, "convert_gguf", slow_convert)
     threads = [threading.Thread(target=lambda: results.append(models.base_model_path())) for _ in range(2)]
     for t in threads:

@@ -50,9 +50,14 @@ class PeakRSS:
         self._thread.start()
         return self
 
+    def sample(self) -> None:
+        """Read the RSS now (the thread reads it every ``interval``; call this to be sure that a moment,
+        such as the peak of a short allocation, is measured)."""
+        self.peak = max(self.peak, self._process.memory_info().rss)
+
     def _sample(self):
         while self._running:
-            self.peak = max(self.peak, self._process.memory_info().rss)
+            self.sample()
             time.sleep(self.interval)
 
     def __exit__(self, *exc):
