@@ -213,6 +213,13 @@ def collapse(report: dict, y_pred) -> str | None:
     return None
 
 
+def degenerate(answer: str) -> bool:
+    """An answer that says nothing: empty, or a loop (eight words or more, under a third of them
+    distinct, as in "the the the ...")."""
+    words = answer.split()
+    return not words or (len(words) >= 8 and len(set(words)) < len(words) / 3)
+
+
 # --- generation ---------------------------------------------------------------------------
 
 @torch.no_grad()

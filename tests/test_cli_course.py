@@ -120,7 +120,11 @@ def test_own_jsonl_generation_is_scored_by_exact_match(tmp_path, tiny_folder, ca
     out = tmp_path / "gen-run"
     assert cli.main(["finetune", "-m", str(tiny_folder), "--data_files", str(data_file),
                      "--text_template", "{q}: {a}", "--max_steps", "1", "-o", str(out)]) == 0
-    assert "text task" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "text task" in printed
+    # the run ends with a report: validation loss against the base model's, and the empty or looping answers
+    assert re.search(r"validation \(2 examples\): loss on the answers [0-9.]+, the base model's [0-9.]+; "
+                     r"\d of 2 generated answers empty or looping", printed), printed[-600:]
     assert cli.main(["evaluate", "-m", str(tiny_folder), "--adapter_path", str(out / "adapter"),
                      "--data_files", str(data_file), "--text_template", "{q}: {a}", "--max_new_tokens", "2"]) == 0
     result = last_json(capsys.readouterr().out)

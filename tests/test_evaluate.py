@@ -518,3 +518,10 @@ def test_macro_f1_no_better_than_the_majority_is_a_collapse():
 
 def test_one_true_label_cannot_collapse():
     assert evaluate.collapse(*_report(["a"] * 10, ["a"] * 10)) is None
+
+
+def test_degenerate_answers_are_empty_or_loop():
+    assert evaluate.degenerate("") and evaluate.degenerate("  \n")
+    assert evaluate.degenerate("the the the the the the the the the")
+    assert not evaluate.degenerate("eggs, milk, flour")
+    assert not evaluate.degenerate("the number is 4 exactly, as the question asked for it")

@@ -132,6 +132,8 @@ def _finetune(args) -> int:
     if task.kind == "classification" and eval_records:
         kept = result.best_step if cfg.restores_best and result.best_step else result.steps
         validation_report(result.model, tok, task, eval_records, kept, result.steps)
+    elif eval_pairs:   # finetune trained a copy: `model` is still the base
+        generation_report(model, result.model, tok, eval_pairs)
     return 0
 
 
@@ -255,6 +257,29 @@ def validation_report(model, tok, task: Task, records, kept_step: int, steps: in
           f"  recall per class: {recall}")
     report["collapsed"] = say_if_collapsed(report, preds)
     return report
+
+
+GENERATED_FOR_REPORT = 8   # validation answers generated for a generation task's report (generation is slow on a CPU)
+
+
+def generation_report(base, trained, tok, pairs) -> dict:
+    """What ``labkit finetune`` ends with on a generation task: the validation loss of the trained
+    model against the base model's (on the answer tokens), and the share of empty or looping answers
+    among the first :data:`GENERATED_FOR_REPORT` validation prompts (:func:`labkit.evaluate.degenerate`)."""
+    from labkit import evaluate
+
+    before, after = (evaluate.completion_loss(m, tok, pairs) for m in (base, trained))
+    answers = evaluate.generate(trained, tok, [p["prompt"] for p in pairs[:GENERATED_FOR_REPORT]], max_new_tokens=48)
+    bad = sum(evaluate.degenerate(a) for a in answers)
+    print(f"validation ({len(pairs)} examples): loss on the answers {after:.3f}, the base model's {before:.3f}; "
+          f"{bad} of {len(answers)} generated answers empty or looping")
+    if after >= before:
+        print("WARNING: the fine-tuned model predicts the validation answers no better than the base model did. "
+              "Check the data and template, then try more --max_steps or another --learning_rate.")
+    if bad > len(answers) / 2:
+        print("WARNING: most generated answers are empty or loop. Look at them with `labkit evaluate`; "
+              "a learning rate that is too high, or answers that were cut off in training, do this.")
+    return {"loss": after, "base_loss": before, "degenerate": bad / max(len(answers), 1)}
 
 
 def confusion_table(report: dict) -> str:
