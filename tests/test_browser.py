@@ -125,6 +125,7 @@ def _wait_idle(url: str, token: str, timeout: float, settle: float = 3.0) -> Non
     raise TimeoutError(f"the kernel was not idle after {timeout:.0f} s: {_kernel_states(url, token)}")
 
 
+@pytest.mark.slow
 def test_a_learner_runs_a_lesson_in_jupyterlab(jupyter_lab, tmp_path):
     import nbformat
     from playwright.sync_api import sync_playwright

@@ -62,6 +62,7 @@ def long_tiny_run(tmp_path, tiny_tokenizer):
     return model_dir, out, args
 
 
+@pytest.mark.slow
 def test_kill_mid_training_then_rerun_resumes_and_finishes(tmp_path, tiny_tokenizer, env):
     model_dir, out, args = long_tiny_run(tmp_path, tiny_tokenizer)
     first = labkit(args, env)
@@ -77,6 +78,7 @@ def test_kill_mid_training_then_rerun_resumes_and_finishes(tmp_path, tiny_tokeni
     assert (out / "model" / "labkit_base.json").is_file()
 
 
+@pytest.mark.slow
 def test_ctrl_c_mid_training_says_what_was_kept_and_how_to_resume(tmp_path, tiny_tokenizer, env):
     model_dir, out, args = long_tiny_run(tmp_path, tiny_tokenizer)
     proc = labkit(args, env)
@@ -88,6 +90,7 @@ def test_ctrl_c_mid_training_says_what_was_kept_and_how_to_resume(tmp_path, tiny
     assert "run the same command again to resume" in output and f"labkit finetune -m {model_dir}" in output
 
 
+@pytest.mark.slow
 def test_kill_mid_export_then_rerun_rebuilds(tmp_path, env):
     pytest.importorskip("onnxruntime_genai")
     from test_export import make_tiny_model

@@ -34,6 +34,7 @@ def launch(cmd, tmp_path, timeout=300) -> subprocess.CompletedProcess:
     return run
 
 
+@pytest.mark.slow
 def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path):
     one_dir, two_dir = tmp_path / "one", tmp_path / "two"
     launch([sys.executable, WORKER, one_dir, 8], tmp_path)
@@ -57,6 +58,7 @@ def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path):
     assert out.count("data parallel: 2 processes; global batch 8 = 4 per process x 2 processes x 1") == 1, out
 
 
+@pytest.mark.slow
 def test_answer_only_loss_equals_trls_on_two_processes(tmp_path):
     """Under data parallelism labkit's answer-only loss (labkit.train) is normalised as TRL's
     own: by the answer tokens of all processes, whose batches hold different numbers of them. Two
@@ -72,6 +74,7 @@ def test_answer_only_loss_equals_trls_on_two_processes(tmp_path):
     assert runs[1]["lora_abs_sum"] == pytest.approx(runs[0]["lora_abs_sum"], rel=1e-4)
 
 
+@pytest.mark.slow
 def test_labkit_finetune_cli_runs_under_accelerate_launch(tmp_path, tiny_folder):
     rows = [{"phrase": f"message number {i} about {label}", "tone": label} for i in range(8) for label in TONE_LABELS]
     data_file = tmp_path / "tone.jsonl"
@@ -132,6 +135,7 @@ def test_launch_command_is_python_for_one_process_and_torchrun_for_more(tmp_path
         f"torchrun --standalone --nproc_per_node 2 -m labkit.cli finetune --data_name recipes --output_path {out}")
 
 
+@pytest.mark.slow
 def test_run_finetune_reads_back_the_run_and_says_why_one_failed(tmp_path, tiny_folder, monkeypatch):
     from labkit.course import parallel
 
@@ -151,6 +155,7 @@ def test_run_finetune_reads_back_the_run_and_says_why_one_failed(tmp_path, tiny_
                               tmp_path / "x")
 
 
+@pytest.mark.slow
 def test_time_allreduce_runs_two_processes_and_returns_the_main_ones_numbers(monkeypatch):
     from labkit.course import parallel
 

@@ -127,6 +127,7 @@ def test_docs_show_labkit_commands():
     assert {cmd for _, cmd, _ in LABKIT_USES} >= {"finetune", "evaluate", "doctor"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page,command,flags", LABKIT_USES, ids=LABKIT_IDS)
 def test_labkit_commands_exist(page, command, flags):
     rc, text = command_help(command)

@@ -96,6 +96,8 @@ def _run(cmd, **kw):
     return done.stdout
 
 
+@pytest.mark.slow
+@pytest.mark.network
 def test_install_course_in_a_colab_like_environment_then_lesson_00(tmp_path):
     venv, env = tmp_path / "colab", _pip_env()
     py = venv / "bin" / "python"

@@ -7,7 +7,7 @@ from labkit.course.memory import PeakRSS
 
 
 def test_peak_rss_sees_a_temporary_allocation():
-    with PeakRSS(interval=60) as mem:          # the thread's first reading is at the start
+    with PeakRSS(interval=0.01) as mem:
         block = np.ones(200_000_000 // 8)  # 200 MB, touched
         block.sum()
         mem.sample()                           # the peak, read when it is there (no race with a sleep)

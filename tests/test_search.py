@@ -126,6 +126,7 @@ def _trial_states(db: Path) -> set[str]:
         return set()
 
 
+@pytest.mark.slow
 def test_a_killed_search_resumes_from_its_sqlite_file(tiny_tokenizer, tmp_path, monkeypatch):
     monkeypatch.setenv("LABKIT_HOME", str(tmp_path / "home"))
     db = tmp_path / "study.db"

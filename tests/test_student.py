@@ -162,6 +162,7 @@ def test_names_used_before_bound_skips_locals_and_rebinds():
     assert student.names_used_before_bound(tree) == ["offset", "data", "print", "B", "n"]
 
 
+@pytest.mark.slow
 def test_a_student_copy_runs_as_a_learner_runs_it(copies, tmp_path):
     """Lesson 00's student copy, executed top to bottom in a real kernel (as Run All or nbval runs it,
     honouring the `raises-exception` tag): every lesson cell runs, and each exercise cell stops with

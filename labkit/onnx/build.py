@@ -429,6 +429,15 @@ def build_once(out: Path, manifest: dict, read_manifest, build, *, force: bool =
     return True
 
 
+def export_manifest(model_dir: Path, adapter_dir: Path | None, precision: str, device: str, options: dict) -> dict:
+    """What an export is made from (``labkit_export.json``): an export whose inputs are unchanged is reused."""
+    return {"model_dir": str(model_dir.resolve()), "adapter_dir": str(adapter_dir.resolve()) if adapter_dir else None,
+            "merged_into": trained_against(adapter_dir) if adapter_dir else None,
+            "precision": precision, "device": device, "builder_options": options,
+            "onnxruntime_genai": import_og().__version__,
+            "model_files": folder_fingerprint(model_dir), "adapter_files": folder_fingerprint(adapter_dir)}
+
+
 def export_onnx(
     model_dir, adapter_dir=None, precision="int4", device="cpu", out=None, int4_options=None, force=False,
     verbose=True, prune_lm_head=True, overwrite=True,
@@ -465,14 +474,9 @@ def export_onnx(
     model_dir = check_model_dir(model_dir)
     adapter_dir = check_peft_adapter(adapter_dir) if adapter_dir is not None else None
     check_target(precision, device, EXPORT_PRECISIONS)
-    og = import_og()
     options = builder_options(model_dir, precision, int4_options, prune_lm_head)
     out = Path(out).expanduser() if out is not None else default_export_dir(model_dir, adapter_dir, precision)
-    manifest = {"model_dir": str(model_dir.resolve()), "adapter_dir": str(adapter_dir.resolve()) if adapter_dir else None,
-                "merged_into": trained_against(adapter_dir) if adapter_dir else None,
-                "precision": precision, "device": device, "builder_options": options,
-                "onnxruntime_genai": og.__version__,
-                "model_files": folder_fingerprint(model_dir), "adapter_files": folder_fingerprint(adapter_dir)}
+    manifest = export_manifest(model_dir, adapter_dir, precision, device, options)
     start = time.perf_counter()
 
     def build(tmp: Path, work: Path) -> None:
