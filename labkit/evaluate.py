@@ -258,6 +258,26 @@ def parse_json_list(text: str):
     return None
 
 
+_LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+(.+?)\s*$", re.M)
+
+
+def parse_items(text: str):
+    """A lenient list parser, for the fairest prompt baseline: the first JSON list in ``text``
+    (:func:`parse_json_list`) if there is one, else its bulleted or numbered lines
+    (``- flour``, ``2. salt``), else its comma-separated items after a colon; None if none of
+    these is there. A base model that lists the right items without JSON still gets credit."""
+    parsed = parse_json_list(text)
+    if parsed is not None:
+        return parsed
+    bullets = _LIST_ITEM.findall(text)
+    if bullets:
+        return [b.strip(" .").lower() for b in bullets]
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    tail = line.split(":", 1)[1] if ":" in line else line
+    items = [t.strip(" .").lower() for t in tail.split(",") if t.strip(" .")]
+    return items if len(items) > 1 else None
+
+
 def item_f1(pred: list | None, gold: list) -> float:
     """F1 between two lists of items treated as sets (order ignored); 0 for unparseable."""
     if pred is None:
@@ -272,13 +292,15 @@ def item_f1(pred: list | None, gold: list) -> float:
     return 2 * prec * rec / (prec + rec)
 
 
-def extraction_scores(outputs, golds) -> dict:
+def extraction_scores(outputs, golds, parse=parse_json_list) -> dict:
     """For the recipes task: share of outputs that are valid JSON lists, exact match (same
-    set of items) and mean item-level F1, plus per-example F1s for intervals."""
-    parsed = [parse_json_list(o) for o in outputs]
+    set of items) and mean item-level F1, plus per-example F1s for intervals. ``parse`` reads
+    the items out of an output: strict JSON by default, :func:`parse_items` to also accept
+    bulleted, numbered or comma-separated lists (``valid_json`` still counts JSON lists only)."""
+    parsed = [parse(o) for o in outputs]
     f1s = [item_f1(p, g) for p, g in zip(parsed, golds)]
     exact = [p is not None and set(p) == {str(x).strip().lower() for x in g} for p, g in zip(parsed, golds)]
-    return {"valid_json": float(np.mean([p is not None for p in parsed])),
+    return {"valid_json": float(np.mean([parse_json_list(o) is not None for o in outputs])),
             "exact_match": float(np.mean(exact)), "item_f1": float(np.mean(f1s)), "f1s": f1s}
 
 

@@ -388,3 +388,26 @@ def test_bf16_on_a_cpu_without_native_bf16_runs_with_a_note(tmp_path, tiny_folde
     err = capsys.readouterr().err
     assert err.count("note: --torch_dtype bfloat16 on a CPU without native bf16") == 1
     assert labkit.env.train_dtype is before  # the hardware rule is back after the run
+
+
+def test_checks_table_lists_the_claims_and_reading_prints_and_records(tmp_path, monkeypatch, capsys):
+    target = tmp_path / "metrics.json"
+    monkeypatch.setenv(claims.METRICS_ENV, str(target))
+    monkeypatch.setattr(claims, "_CLAIMS", {})
+    monkeypatch.setattr(claims, "_READINGS", [])
+    claims.claim("loss falls", 1.5, at_most=2.0, quiet=True)
+    claims.claim("gain", 0.3, at_least=0.1, quiet=True)
+    assert capsys.readouterr().out == ""                      # quiet: shown later, in the table
+    table = claims.checks_table()
+    assert list(table.index) == ["loss falls", "gain"]
+    assert list(table["must be"]) == ["<= 2", ">= 0.1"] and set(table["holds"]) == {"✓"}
+    with pytest.raises(AssertionError):
+        claims.claim("gain", 0.0, at_least=0.1, quiet=True)  # a failed claim still stops the lesson
+    assert claims.checks_table().loc["gain", "holds"] == "✗"
+    claims.reading("in this run   the loss fell to 1.50")
+    assert capsys.readouterr().out == "Reading: in this run the loss fell to 1.50\n"
+    claims.reading("in this run the loss fell to 1.50")     # a cell run twice: kept once
+    assert json.loads(target.read_text())["readings"] == ["in this run the loss fell to 1.50"]
+    html = runner.lesson_html({"notebook": "x.ipynb", "passed": True, "seconds": 60,
+                               "metrics": json.loads(target.read_text())}, tmp_path)
+    assert "Reading" not in html and "in this run the loss fell to 1.50" in html

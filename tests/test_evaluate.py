@@ -525,3 +525,16 @@ def test_degenerate_answers_are_empty_or_loop():
     assert evaluate.degenerate("the the the the the the the the the")
     assert not evaluate.degenerate("eggs, milk, flour")
     assert not evaluate.degenerate("the number is 4 exactly, as the question asked for it")
+
+
+def test_parse_items_accepts_json_bullets_numbers_and_commas():
+    from labkit.evaluate import extraction_scores, parse_items
+
+    assert parse_items('Sure: ["Flour", "salt"]') == ["flour", "salt"]
+    assert parse_items("Ingredients:\n- flour\n- Salt.\n") == ["flour", "salt"]
+    assert parse_items("1. eggs\n2) milk") == ["eggs", "milk"]
+    assert parse_items("You need: flour, sugar, butter.") == ["flour", "sugar", "butter"]
+    assert parse_items("I cannot tell.") is None
+    strict = extraction_scores(["- flour\n- salt"], [["flour", "salt"]])
+    lenient = extraction_scores(["- flour\n- salt"], [["flour", "salt"]], parse=parse_items)
+    assert strict["item_f1"] == 0.0 and lenient["item_f1"] == 1.0 and lenient["valid_json"] == 0.0

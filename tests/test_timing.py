@@ -101,3 +101,12 @@ def test_genai_speed_on_a_tiny_onnx_export(tmp_path):
     row = timing.genai_speed(model, ids, new_tokens=8, runs=2)
     assert row["prompt (tok/s)"] == pytest.approx(len(ids) / (row["TTFT (ms)"] / 1000))
     assert set(row) == {"TTFT (ms)", "prompt (tok/s)", "decode (tok/s)"}
+
+
+def test_compare_times_interleaves_rounds_and_drops_the_warm_up():
+    calls = []
+    table = timing.compare_times({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                                 repeats=3, warmup=1)
+    assert calls == ["a", "b"] * 4                      # interleaved: a b a b ..., warm-up round included
+    assert list(table.index) == ["a", "b"] and table.loc["a", "median / first"] == 1.0
+    assert (table["min s"] <= table["median s"]).all() and (table["median s"] <= table["max s"]).all()

@@ -1,6 +1,12 @@
-"""A lesson's claims and headline numbers: :func:`claim` checks one claim on a number the lesson
-just measured and prints its margin; :func:`record` keeps a headline number. Under ``make course``
-(:mod:`labkit.course.runner`) both go into the lesson's metrics file and from there into the report."""
+"""A lesson's claims, readings and headline numbers.
+
+- :func:`claim` checks one claim on a number the lesson just measured and prints its margin;
+- :func:`reading` prints one sentence about what *this run* measured (what varies between runs);
+- :func:`checks_table` shows every claim the lesson made, as one table (a lesson's Checks);
+- :func:`record` keeps a headline number.
+
+Under ``make course`` (:mod:`labkit.course.runner`) claims, readings and records go into the
+lesson's metrics file and from there into the report, where two runs can be compared."""
 
 from __future__ import annotations
 
@@ -11,6 +17,8 @@ from pathlib import Path
 
 
 METRICS_ENV = "LABKIT_COURSE_METRICS"
+_CLAIMS: dict[str, dict] = {}  # this kernel's claims, statement -> row of the Checks table
+_READINGS: list[str] = []  # this kernel's readings, in order
 
 
 def _update_metrics(update: dict) -> None:
@@ -42,7 +50,7 @@ def record(**numbers) -> dict:
 
 
 def claim(statement: str, measured: float, *, at_least: float | None = None,
-          at_most: float | None = None) -> float:
+          at_most: float | None = None, quiet: bool = False) -> float:
     """Check one of the lesson's claims on a number the lesson just measured, and show its margin.
 
         claim("LoRA beats the best prompt (paired 95% lower bound, points)", 100 * low, at_least=15)
@@ -51,7 +59,9 @@ def claim(statement: str, measured: float, *, at_least: float | None = None,
     does not hold it raises ``AssertionError`` with the same line. Give both bounds for a band
     (the margin is then the distance to the nearer edge). A claim's threshold should sit further
     from the measured value than the value moves between seeds: ``bench/course_margins.py``
-    re-runs the lessons with other ``LABKIT_SEED`` values and prints every claim's margins."""
+    re-runs the lessons with other ``LABKIT_SEED`` values and prints every claim's margins.
+    ``quiet=True`` prints nothing when the claim holds: the lesson shows it later in
+    :func:`checks_table`."""
     if at_least is None and at_most is None:
         raise ValueError("claim() needs at_least=, at_most= or both (a band).")
     measured = float(measured)
@@ -63,7 +73,35 @@ def claim(statement: str, measured: float, *, at_least: float | None = None,
     line = f"{'✓' if holds else '✗'} {statement}: {measured:.4g} {bound} (margin {margin:.3g})"
     _update_metrics({"claims": {statement: {"measured": round(measured, 6), "bound": bound,
                                             "margin": round(margin, 6)}}})
+    _CLAIMS[statement] = {"claim": statement, "measured": f"{measured:.4g}", "must be": bound,
+                          "margin": f"{margin:.3g}", "holds": "✓" if holds else "✗"}
     if not holds:
         raise AssertionError(line)
-    print(line)
+    if not quiet:
+        print(line)
     return margin
+
+
+def checks_table():
+    """Every claim this lesson made, in the order made, as a pandas DataFrame (claim, measured,
+    must be, margin, holds): the compact Checks table each lesson ends with. A claim that failed
+    has already stopped the lesson with an ``AssertionError``, so every row shown holds."""
+    import pandas as pd
+
+    return pd.DataFrame(list(_CLAIMS.values()), columns=["claim", "measured", "must be", "margin", "holds"]) \
+        .set_index("claim")
+
+
+def reading(sentence: str) -> str:
+    """Print one "Reading:" line about this run's own numbers and keep it for the report.
+
+        reading(f"in this run dropout ended at validation loss {d:.2f}, above the overfit run's {o:.2f}")
+
+    Static prose says only what holds on every seed and CPU; what varies between runs is said
+    here, from the numbers just measured, so that no sentence is contradicted by an output."""
+    text = " ".join(sentence.split())
+    if text not in _READINGS:
+        _READINGS.append(text)
+    _update_metrics({"readings": list(_READINGS)})
+    print(f"Reading: {text}")
+    return text

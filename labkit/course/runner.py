@@ -91,7 +91,8 @@ def to_markdown(rows: list[dict]) -> str:
         "lesson": r["notebook"],
         "result": "passed" if r["passed"] else f"FAILED ({r['error']})",
         "wall time": f"{r['seconds'] / 60:.1f} min",
-        "headline numbers": ", ".join(f"{k}={v}" for k, v in r["metrics"].items() if k != "claims") or "-",
+        "headline numbers": ", ".join(f"{k}={v}" for k, v in r["metrics"].items()
+                                         if k not in ("claims", "readings")) or "-",
     } for r in rows])
     return table.to_markdown(index=False, tablefmt="pipe") + "\n"
 
@@ -149,7 +150,7 @@ def numbers_html(metrics: dict) -> str:
     as an HTML table (pandas, escaped)."""
     import pandas as pd
 
-    numbers = {k: v for k, v in metrics.items() if k != "claims"}
+    numbers = {k: v for k, v in metrics.items() if k not in ("claims", "readings")}
     if not numbers:
         return "<p>No numbers recorded.</p>"
     table = pd.DataFrame({"recorded": list(numbers), "value": [str(v) for v in numbers.values()]})
@@ -169,7 +170,15 @@ def lesson_html(row: dict, out_dir: Path) -> str:
     metrics = row.get("metrics") or {}
     return (f"<section id='{name}' class='{'passed' if row['passed'] else 'failed'}'>"
             f"<h2>{name}: {result} in {row['seconds'] / 60:.1f} min</h2>{error}{link}"
+            f"{readings_html(metrics.get('readings', []))}"
             f"{claims_html(metrics.get('claims', {}))}{numbers_html(metrics)}</section>")
+
+
+def readings_html(readings: list) -> str:
+    """The lesson's Readings (what :func:`labkit.course.claims.reading` printed) as an escaped list."""
+    if not readings:
+        return ""
+    return "<ul class='readings'>" + "".join(f"<li>{html.escape(str(r))}</li>" for r in readings) + "</ul>"
 
 
 def to_html(rows: list[dict], out_dir: Path, machine: str = "") -> str:

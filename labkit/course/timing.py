@@ -102,6 +102,28 @@ def genai_speed(model, prompt_ids, new_tokens: int, runs: int = 2, adapter: str 
     return summarize(times, len(prompt_ids), new_tokens)
 
 
+def compare_times(candidates: dict, repeats: int = 5, warmup: int = 1):
+    """Time several ways of doing the same work fairly: ``candidates`` maps a name to a
+    function of no arguments. Rounds are interleaved (A, B, C, A, B, C, ...) so that a busy
+    moment on the machine hits every candidate alike; ``warmup`` rounds are dropped. Returns a
+    DataFrame with the median, min and max seconds per candidate over ``repeats`` rounds and
+    each median relative to the first candidate's: a ratio to quote only when the ranges do
+    not overlap."""
+    import pandas as pd
+
+    seconds = {name: [] for name in candidates}
+    for round_ in range(warmup + repeats):
+        for name, fn in candidates.items():
+            start = time.perf_counter()
+            fn()
+            if round_ >= warmup:
+                seconds[name].append(time.perf_counter() - start)
+    first = statistics.median(next(iter(seconds.values())))
+    return pd.DataFrame({name: {"median s": statistics.median(v), "min s": min(v), "max s": max(v),
+                                "median / first": statistics.median(v) / first}
+                         for name, v in seconds.items()}).T
+
+
 class StepTimer(TrainerCallback):
     """A trainer callback that times the training steps after the first, which also pays for
     warm-up (allocations, kernel choices): ``seconds``, ``steps`` and trained (non-padding)
