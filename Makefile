@@ -35,7 +35,7 @@ PIP_FROM := --no-index --find-links $(abspath $(WHEELHOUSE))
 TORCH    := torch==$(TORCH_VERSION)
 endif
 
-.PHONY: lab test unit notebooks course doctor model env clean wheelhouse student
+.PHONY: lab test unit notebooks course doctor model env clean wheelhouse student workshop
 
 env: $(STAMP)
 
@@ -84,6 +84,11 @@ course: model
 # what to do and raises YourTurn; the instructor keeps notebooks/ (see labkit/course/student.py)
 student: $(STAMP)
 	$(PY) -m labkit.course.student notebooks --out student
+
+# The workshop pack (agendas, facilitator notes, cheat sheet, FAQ, the capstone's rubric) in
+# docs/workshop/build/, made from the notebooks and labkit; a PDF of the cheat sheet where Chromium is found
+workshop: $(STAMP)
+	$(PY) docs/workshop/build.py
 
 doctor: $(STAMP)
 	$(VENV)/bin/labkit doctor $(if $(SLOT),--slot $(SLOT),)

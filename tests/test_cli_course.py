@@ -398,12 +398,13 @@ def test_checks_table_lists_the_claims_and_reading_prints_and_records(tmp_path, 
     claims.claim("loss falls", 1.5, at_most=2.0, quiet=True)
     claims.claim("gain", 0.3, at_least=0.1, quiet=True)
     assert capsys.readouterr().out == ""                      # quiet: shown later, in the table
-    table = claims.checks_table()
+    table = claims.checks_table().data
+    assert "loss falls" in claims.checks_table().to_html()
     assert list(table.index) == ["loss falls", "gain"]
     assert list(table["must be"]) == ["<= 2", ">= 0.1"] and set(table["holds"]) == {"✓"}
     with pytest.raises(AssertionError):
         claims.claim("gain", 0.0, at_least=0.1, quiet=True)  # a failed claim still stops the lesson
-    assert claims.checks_table().loc["gain", "holds"] == "✗"
+    assert claims.checks_table().data.loc["gain", "holds"] == "✗"
     claims.reading("in this run   the loss fell to 1.50")
     assert capsys.readouterr().out == "Reading: in this run the loss fell to 1.50\n"
     claims.reading("in this run the loss fell to 1.50")     # a cell run twice: kept once

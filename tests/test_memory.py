@@ -62,4 +62,4 @@ def test_full_profile_on_a_16gb_gpu(monkeypatch, bf16):
         assert cfg.optimizer() == ("paged_adamw_8bit" if cfg.method == "qlora" else "adamw_torch"), name
         est = training_memory_gb(smollm2_config(), cfg)  # at max_length, the longest sequence allowed
         assert est["total"] < 0.5 * 16, (name, est)  # half a T4's 16 GB: room for workspace and fragmentation
-        assert est["weights"] < (0.1 if cfg.method == "qlora" else 0.3), (name, est)  # NF4 vs 16-bit
+        assert est["weights"] < (0.12 if cfg.method == "qlora" else 0.3), (name, est)  # NF4 Linears + a 16-bit embedding vs 16-bit

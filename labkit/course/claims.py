@@ -83,16 +83,17 @@ def claim(statement: str, measured: float, *, at_least: float | None = None,
 
 
 def checks_table():
-    """Every claim this lesson made, in the order made, as a pandas DataFrame (claim, measured,
-    must be, margin, holds): the compact Checks table each lesson ends with. A claim that failed
-    has already stopped the lesson with an ``AssertionError``, so every row shown holds."""
+    """Every claim this lesson made, in the order made: the compact Checks table each lesson ends
+    with (claim, measured, must be, margin, holds). A pandas Styler, so that a notebook shows each
+    claim in full (a DataFrame cuts long text at 50 characters); its ``.data`` is the DataFrame.
+    A claim that failed has already stopped the lesson with an ``AssertionError``."""
     import pandas as pd
 
-    return pd.DataFrame(list(_CLAIMS.values()), columns=["claim", "measured", "must be", "margin", "holds"]) \
-        .set_index("claim")
+    table = pd.DataFrame(list(_CLAIMS.values()), columns=["claim", "measured", "must be", "margin", "holds"])
+    return table.set_index("claim").style.set_properties(**{"text-align": "left"})
 
 
-def reading(sentence: str) -> str:
+def reading(sentence: str) -> None:
     """Print one "Reading:" line about this run's own numbers and keep it for the report.
 
         reading(f"in this run dropout ended at validation loss {d:.2f}, above the overfit run's {o:.2f}")
@@ -104,4 +105,3 @@ def reading(sentence: str) -> str:
         _READINGS.append(text)
     _update_metrics({"readings": list(_READINGS)})
     print(f"Reading: {text}")
-    return text
