@@ -11,8 +11,9 @@ The ideas, each one Optuna object:
   where it stopped: finished trials stay finished, a trial that was running when the process died is
   marked failed (its heartbeat stopped) and run again, and the trial count goes on.
 
-A trial's run is ``train.finetune(..., reuse=True)`` in a folder named after its fingerprint, so a trial
-with the same settings as a finished one (after a resume, or in a second study) loads instead of training.
+A trial's run is ``train.finetune(..., reuse=True)`` in a folder named after its fingerprint (or, with
+``runs_dir``, after its settings: :func:`trial_run_dir`), so a trial with the same settings as a finished
+one (after a resume, or in a second study) loads instead of training.
 """
 
 from __future__ import annotations
@@ -110,6 +111,20 @@ def trial_config(base, params: list[Param], trial):
         alpha = values["r"] * base.lora_alpha / base.r
         values["lora_alpha"] = int(alpha) if alpha == int(alpha) else alpha
     return replace(base, **values)
+
+
+def trial_run_dir(runs_dir, config) -> Path:
+    """The folder under ``runs_dir`` where a trial with the TrainConfig ``config`` trains:
+    ``<method>-<hash of the config>``, the same folder for the same settings. A search given its own
+    ``runs_dir`` (:func:`classification_objective`) keeps its trials there, so deleting that folder
+    starts the next search from scratch (every trial trained and scored again, with its pruning), while
+    within one search a trial with the settings of a finished one still loads instead of training."""
+    import dataclasses
+    import hashlib
+    import json
+
+    digest = hashlib.sha256(json.dumps(dataclasses.asdict(config), sort_keys=True, default=str).encode())
+    return Path(runs_dir) / f"{config.method}-{digest.hexdigest()[:16]}"
 
 
 def settings_of(config, params: list[Param]) -> dict:
@@ -212,7 +227,7 @@ def trials_table(study, params: list[str] | None = None):
 
 
 def classification_objective(load_model, tokenizer, train_pairs, eval_pairs, labels, base_config, params,
-                             prefix: str = " ", golds=None, prompts=None):
+                             prefix: str = " ", golds=None, prompts=None, runs_dir=None):
     """An Optuna objective: fine-tune with the trial's settings, return the validation accuracy.
 
     ``load_model()`` gives the base model (``finetune`` trains a copy, so one model serves every trial).
@@ -220,8 +235,9 @@ def classification_objective(load_model, tokenizer, train_pairs, eval_pairs, lab
     :func:`labkit.evaluate.label_scoring_setup` makes them) are label-scored, and their completions
     (stripped), or ``golds``, are the right labels. Every ``base_config.eval_steps`` steps the accuracy is
     measured, reported and judged by the pruner; the score is the accuracy after the last step. Each
-    trial's run goes to ``$LABKIT_HOME/runs``, in a folder named after its fingerprint, and is loaded
-    instead of trained when the same settings come again."""
+    trial's run goes to ``$LABKIT_HOME/runs``, in a folder named after its fingerprint (or, given
+    ``runs_dir``, to :func:`trial_run_dir` under it), and is loaded instead of trained when the same
+    settings come again."""
     from labkit import evaluate, train
 
     prompts = list(prompts) if prompts is not None else [p["prompt"] for p in eval_pairs]
@@ -235,7 +251,8 @@ def classification_objective(load_model, tokenizer, train_pairs, eval_pairs, lab
     def objective(trial) -> float:
         cfg = replace(trial_config(base_config, params, trial), eval_steps=None)   # scored by the callback
         reporter = ReportAndPrune(trial, accuracy, every)
-        result = train.finetune(load_model(), tokenizer, train_pairs, None, cfg, reuse=True,
+        out = trial_run_dir(runs_dir, cfg) if runs_dir is not None else None
+        result = train.finetune(load_model(), tokenizer, train_pairs, None, cfg, out, reuse=True,
                                 live_plot=False, verbose=False, callbacks=[reporter])
         trial.set_user_attr("adapter", str(result.adapter_dir))
         trial.set_user_attr("train_seconds", round(result.train_seconds, 1))

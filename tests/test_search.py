@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -91,6 +92,28 @@ def test_a_study_of_three_trials_runs_and_reuses_a_finished_trial(tiny_tokenizer
     search.optimize(study, objective, n_trials=4)
     again = study.trials[-1]
     assert again.value == done[0].value and again.user_attrs["adapter"] == done[0].user_attrs["adapter"]
+
+
+def test_a_search_with_its_own_runs_dir_keeps_its_trials_there(tiny_tokenizer, tmp_path, monkeypatch):
+    monkeypatch.setenv("LABKIT_HOME", str(tmp_path / "home"))
+    base = train.TrainConfig(max_steps=8, r=4, lora_alpha=8)
+    assert search.trial_run_dir(tmp_path, base) == search.trial_run_dir(tmp_path, train.TrainConfig(max_steps=8, r=4,
+                                                                                                    lora_alpha=8))
+    assert search.trial_run_dir(tmp_path, base) != search.trial_run_dir(tmp_path, train.TrainConfig(max_steps=8, r=2))
+    assert search.trial_run_dir(tmp_path, base).name.startswith("lora-")
+    from conftest import TONE_LABELS, build_model
+
+    pairs = [{"prompt": f"message {i} ->", "completion": f" {TONE_LABELS[i % 5]}"} for i in range(40)]
+    cfg = train.TrainConfig(max_steps=4, batch_size=8, r=4, lora_alpha=8, eval_steps=2, save_steps=100, warmup_steps=0)
+    space = search.parse_space({"lora_r": [2, 4]})
+    objective = search.classification_objective(lambda: build_model(tiny_tokenizer), tiny_tokenizer, pairs, pairs[:10],
+                                                TONE_LABELS, cfg, space, runs_dir=tmp_path / "trials")
+    study = search.open_study(tmp_path / "study.db", sampler="random")
+    study.enqueue_trial({"lora_r": 2})
+    search.optimize(study, objective, n_trials=1)
+    trial_cfg = replace(search.trial_config(cfg, space, optuna.trial.FixedTrial({"lora_r": 2})), eval_steps=None)
+    assert Path(study.trials[0].user_attrs["adapter"]) == search.trial_run_dir(tmp_path / "trials", trial_cfg) / "adapter"
+    assert not (tmp_path / "home" / "runs").exists()      # nothing went to the shared runs folder
 
 
 KILLABLE = textwrap.dedent("""

@@ -370,6 +370,29 @@ def adapter_switch_us(model: MultiAdapterModel, names, repeats: int = 200, max_l
     return times
 
 
+def generate_exactly(model: GenAIModel, prompt_ids, new_tokens: int, adapter: str | None = None) -> list[int]:
+    """One greedy request of fixed size: ``prompt_ids`` in one pass, then exactly ``new_tokens``
+    new token ids (end-of-text does not stop it), with ``adapter`` active (a loaded adapter of a
+    :class:`MultiAdapterModel`; None: no adapter). Every model then does the same work, which a
+    timing comparison needs (``labkit.course.timing.compare_times``, lesson 07); an answer cut
+    short by end-of-text would make a model look faster."""
+    og = model._og
+    ids = [int(t) for t in prompt_ids]
+    total = len(ids) + new_tokens
+    params = og.GeneratorParams(model.model)
+    params.set_search_options(max_length=max(total, model.min_cache), min_length=total, do_sample=False)
+    generator = og.Generator(model.model, params)
+    if isinstance(model, MultiAdapterModel):
+        adapter = model._known(adapter)   # a clear KeyError for an adapter that is not loaded
+    model._before_prompt(generator, adapter)
+    generator.append_tokens(ids)
+    new = []
+    for _ in range(new_tokens):
+        generator.generate_next_token()
+        new.append(int(generator.get_next_tokens()[0]))
+    return new
+
+
 def request_without_checks(model: GenAIModel, adapter_file, prompt_ids) -> str | None:
     """What happens when labkit's load-time checks are skipped: ``adapter_file`` is loaded with
     onnxruntime-genai's own ``Adapters.load`` (which only parses it) and one request runs with it
