@@ -850,6 +850,10 @@ class AnswerOnlySFTTrainer(SFTTrainer):
 
 # --------------------------------------------------------------------------- memory a run needs
 
+# NF4 with double quantisation (labkit.models.quantization_config): 4 bits per weight, an 8-bit
+# absmax per block of 64 and an fp32 scale per 256 absmax values: ~4.127 bits
+NF4_BYTES_PER_WEIGHT = (4 + 8 / 64 + 32 / (64 * 256)) / 8
+
 
 def training_memory_gb(model_config, cfg, seq_len: int | None = None, dev: str | None = None) -> dict:
     """An estimate, in GB, of the memory a training run needs on ``dev``, term by term.
@@ -858,7 +862,9 @@ def training_memory_gb(model_config, cfg, seq_len: int | None = None, dev: str |
     :class:`labkit.train.TrainConfig`; sequences are ``seq_len`` tokens (default
     ``cfg.max_length``, the longest allowed). The terms, so that you can see what to change:
 
-    - ``weights``: every parameter in the weights dtype (NF4 for QLoRA: ~0.5 byte + scales);
+    - ``weights``: every parameter in the weights dtype; for QLoRA the decoder's linear layers
+      in NF4 (:data:`NF4_BYTES_PER_WEIGHT`, scales included) and the rest, which bitsandbytes
+      leaves unquantised (embedding, untied ``lm_head``, norms), in the weights dtype;
     - ``trainable``: LoRA's parameters (counted on every linear layer: an upper bound when
       ``target_modules`` names fewer), or all for ``method="full"``, in fp32, their gradients
       and the optimizer state (AdamW: 8 bytes per parameter; 8-bit AdamW: 2);
@@ -880,9 +886,12 @@ def training_memory_gb(model_config, cfg, seq_len: int | None = None, dev: str |
     head_dim = getattr(model_config, "head_dim", None) or h // model_config.num_attention_heads
     per_layer = 2 * h * h + 2 * h * kv * head_dim + 3 * h * inter  # q, o, k, v, gate, up, down
     embeddings = vocab * h * (1 if getattr(model_config, "tie_word_embeddings", False) else 2)
-    n_params = n_layers * per_layer + embeddings
+    norms = (2 * n_layers + 1) * h
+    n_linear, n_params = n_layers * per_layer, n_layers * per_layer + embeddings + norms
 
-    weight_bytes = 0.5 + 0.5 / 64 * 4 if cfg.method == "qlora" else env.weights_dtype(dev).itemsize
+    dtype_bytes = env.weights_dtype(dev).itemsize  # QLoRA: bitsandbytes quantises the decoder's Linear layers only
+    quantised = n_linear if cfg.method == "qlora" else 0
+    weights = quantised * NF4_BYTES_PER_WEIGHT + (n_params - quantised) * dtype_bytes
     if cfg.method == "full":
         n_trainable = n_params
     else:  # LoRA on every linear layer of the blocks: r x (d_in + d_out) each
@@ -897,7 +906,7 @@ def training_memory_gb(model_config, cfg, seq_len: int | None = None, dev: str |
     else:
         activations = n_layers * full_layer
     terms = {
-        "weights": n_params * weight_bytes,
+        "weights": weights,
         "trainable": n_trainable * (4 + 4 + optimizer_bytes),
         "activations": activations,
         "logits": 2 * tokens * vocab * 4,

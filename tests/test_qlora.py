@@ -146,3 +146,33 @@ def test_a_qlora_adapter_is_merged_into_the_nf4_weights_it_learned_against(folde
         fp32_merge = unrounded.merge_and_unload().eval()(**ids).logits
     assert (got - want).abs().max() < 1e-3 * want.abs().max()
     assert (fp32_merge - want).abs().max() > 10 * (got - want).abs().max()
+
+
+def quantisation_constants_bytes(model) -> int:
+    """The NF4 blocks' scales (8-bit absmax and their fp32 scales), kept outside the parameters."""
+    total = 0
+    for module in model.modules():
+        qs = getattr(getattr(module, "weight", None), "quant_state", None)
+        if qs is not None:
+            total += qs.absmax.numel() * qs.absmax.element_size()
+            total += qs.state2.absmax.numel() * qs.state2.absmax.element_size()
+    return total
+
+
+def test_the_memory_estimate_keeps_the_embedding_unquantised_in_qlora(folder):
+    # bitsandbytes quantises the decoder's Linear layers only: the embedding, lm_head and norms stay
+    # in the weights dtype, so the estimate must price them there, not at NF4's ~0.52 byte
+    from transformers import AutoConfig, LlamaConfig
+
+    from labkit.train import NF4_BYTES_PER_WEIGHT, training_memory_gb
+
+    model = load_4bit(folder)
+    measured = model.get_memory_footprint() + quantisation_constants_bytes(model)
+    estimate = training_memory_gb(AutoConfig.from_pretrained(folder), train.TrainConfig(method="qlora"), dev="cpu")
+    assert estimate["weights"] * 1e9 == pytest.approx(measured, rel=0.02)
+    assert NF4_BYTES_PER_WEIGHT == pytest.approx(4.127 / 8, rel=1e-3)
+    # SmolLM2-135M: 106.2M Linear weights in NF4 (55 MB) + the fp32 embedding (113 MB), as lesson 03 measures
+    smollm2 = LlamaConfig(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
+                          num_key_value_heads=3, vocab_size=49152, tie_word_embeddings=True)
+    nf4 = training_memory_gb(smollm2, train.TrainConfig(method="qlora"), dev="cpu")["weights"]
+    assert nf4 == pytest.approx(0.168, abs=0.002)

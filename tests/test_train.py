@@ -335,6 +335,24 @@ def test_answer_only_loss_equals_trls_loss_and_gradients(tiny_tokenizer, tmp_pat
     assert torch.allclose(grads["SFTTrainer"], grads["AnswerOnlySFTTrainer"], rtol=1e-4, atol=1e-6)
 
 
+def test_a_training_step_gives_the_same_loss_with_the_output_layer_on_answers_only(tiny_tokenizer):
+    # lesson 02 times these two functions against each other: they must do the same work's worth
+    import torch
+
+    from labkit.course.lessons import training_step
+    from labkit.evaluate import completion_loss
+
+    model = train.add_lora(build_model(tiny_tokenizer), tiny_config())
+    for name, p in model.named_parameters():  # LoRA B starts at zero: give it values
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.5)
+    every, answers = (training_step(model, tiny_tokenizer, PAIRS[:8], answer_only=a) for a in (False, True))
+    loss = every()
+    assert answers() == pytest.approx(loss, rel=1e-5) and answers() == pytest.approx(loss, rel=1e-5)  # repeatable
+    assert all(p.grad is None for p in model.parameters())          # cleared after each call
+    assert loss == pytest.approx(completion_loss(model, tiny_tokenizer, PAIRS[:8]), rel=1e-4)  # the same tokens
+
+
 def test_answer_logits_leave_generation_unchanged(tiny_tokenizer):
     import torch
 

@@ -57,3 +57,45 @@ def lesson_adapter(task: str, model, tokenizer, live_plot: bool = False) -> trai
         raise ValueError(f"No shared lesson run for {task!r}; use 'tone' or 'recipes'.")
     return train.finetune(model, tokenizer, train_pairs, val_pairs, config, output_dir=run_dir(task),
                           reuse=True, live_plot=live_plot)
+
+
+def training_step(model, tokenizer, pairs, answer_only: bool = True):
+    """A function of no arguments that runs one training step's forward and backward pass of
+    ``model`` (a PEFT model, LoRA or QLoRA) on one batch made of ``pairs`` and returns the loss:
+    the mean cross-entropy of the answer tokens (prompt masked, as ``finetune`` trains).
+
+    ``answer_only=True`` runs the output layer on the answer positions only
+    (:func:`labkit.train.add_answer_logits`, labkit's default); ``False`` on every position, as a
+    plain causal-LM loss does. The optimizer's update is left out (a LoRA update is tiny) and the
+    gradients are cleared after each call, so the function can be called again and again:
+    what :func:`labkit.course.timing.compare_times` needs to time two ways of training fairly.
+    The model is put in eval mode (no dropout), so two ways on one model give the same loss."""
+    import torch
+    import torch.nn.functional as F
+
+    from labkit.evaluate import completion_tokens
+    from labkit.train import add_answer_logits
+
+    rows = [completion_tokens(tokenizer, p) for p in pairs]
+    width, pad = max(len(ids) for ids, _ in rows), tokenizer.pad_token_id
+    device = next(model.parameters()).device
+    ids = torch.tensor([i + [pad] * (width - len(i)) for i, _ in rows], device=device)
+    labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in rows], device=device)
+    mask = torch.tensor([[1] * len(i) + [0] * (width - len(i)) for i, _ in rows], device=device)
+    causal_lm = model.get_base_model()
+    if answer_only and "_forward_before_answer_logits" not in causal_lm.__dict__:
+        add_answer_logits(causal_lm)
+    model.eval()
+
+    def step() -> float:
+        with torch.enable_grad():
+            if answer_only:
+                out = model(input_ids=ids, attention_mask=mask, labels=labels, answer_logits=True)
+                loss = F.cross_entropy(out.logits, out.targets)
+            else:
+                loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            loss.backward()
+        model.zero_grad(set_to_none=True)
+        return loss.item()
+
+    return step
