@@ -372,6 +372,46 @@ def sql_scores(preds, golds, db_path, timeout_s: float = 2.0) -> dict:
             "matches": [r["match"] for r in results]}
 
 
+_QUESTION_VALUE = re.compile(r"\d[\d-]*|(?<!^)\b[A-Z][a-z]+")
+
+
+def question_values(question: str) -> set[str]:
+    """The numbers, dates and capitalised names inside a question (not its first word): the slots
+    a query is filled with, ``"Orders from Japan in 2023?"`` -> ``{"Japan", "2023"}``."""
+    return set(_QUESTION_VALUE.findall(question))
+
+
+def nearest_train_queries(train_records, questions) -> list[str]:
+    """A look-up "model" for text-to-SQL: for each question, the gold ``query`` of the most similar
+    ``question`` in ``train_records`` -- the same values first (:func:`question_values`: one more
+    shared value beats any wording), then the most words in common (Jaccard). It can only be right
+    when an answer is already in the training split: a baseline and a detector of leakage."""
+    def words(text):
+        return set(re.findall(r"[a-z0-9]+", text.lower()))
+
+    keys = [(question_values(r["question"]), words(r["question"]), r["query"]) for r in train_records]
+    preds = []
+    for q in questions:
+        v, w = question_values(q), words(q)
+        preds.append(max(keys, key=lambda k: (len(v & k[0]) - len(v ^ k[0]), len(w & k[1]) / len(w | k[1])))[2])
+    return preds
+
+
+def seen_unseen_sql_scores(preds, test_records, train_records, db_path) -> dict:
+    """Execution accuracy and string match of ``preds`` against the ``query`` of each of
+    ``test_records``, and execution accuracy apart on the test queries that also appear verbatim
+    in ``train_records`` (*seen*) and on the rest (*unseen*; NaN where there are none). A large
+    seen/unseen gap means the score mixes memorised answers with generalisation: leakage."""
+    golds = [r["query"] for r in test_records]
+    execution = np.array(sql_scores(preds, golds, db_path)["matches"], dtype=bool)
+    string = np.array([string_match(p, g) for p, g in zip(preds, golds)])
+    seen = np.isin(golds, [r["query"] for r in train_records])
+    rate = lambda mask: float(execution[mask].mean()) if mask.any() else float("nan")  # noqa: E731
+    return {"test examples": len(golds), "gold query also in train": int(seen.sum()),
+            "execution accuracy": float(execution.mean()), "string match": float(string.mean()),
+            "execution, seen queries": rate(seen), "execution, unseen queries": rate(~seen)}
+
+
 # --- perplexity, intervals, comparisons ------------------------------------------------------
 
 # Kept by hand (TRL's collator builds whole batches, lesson 05 needs one loss per example); the tests check
@@ -563,6 +603,29 @@ def interval_widths(correct, sizes, repeats: int = 200, seed: int | None = None)
             wilson.append(hi - lo)
         out[int(n)] = {"bootstrap": float(np.mean(boot)), "wilson": float(np.mean(wilson)),
                        "collapsed": collapsed / repeats}
+    return out
+
+
+def subset_spread(correct, sizes, shuffles: int = 50, seed: int | None = None) -> dict:
+    """How much an accuracy moves from one test set to another, measured on the data rather than
+    computed from a formula. For each ``n`` in ``sizes``: shuffle the per-example 0/1 results
+    ``correct``, cut them into ``len(correct) // n`` *disjoint* subsets of ``n`` (separate small
+    test sets that share no example), and take the variance of their accuracies; average that
+    variance over ``shuffles`` shuffles, so that the spread is not itself a noisy estimate.
+
+    Returns ``{n: {"std": the spread (square root of the mean variance), "subsets": disjoint
+    subsets per shuffle}}``. Each ``n`` must leave at least two subsets."""
+    v = np.asarray(correct, dtype=float)
+    rng = np.random.default_rng(_seed(seed))
+    out = {}
+    for n in map(int, sizes):
+        k = len(v) // n
+        if k < 2:
+            raise ValueError(f"subset_spread: n={n} leaves fewer than two disjoint subsets of {len(v)} results; "
+                             f"use n <= {len(v) // 2}.")
+        variances = [v[rng.permutation(len(v))[: k * n]].reshape(k, n).mean(axis=1).var(ddof=1)
+                     for _ in range(shuffles)]
+        out[n] = {"std": float(np.sqrt(np.mean(variances))), "subsets": k}
     return out
 
 

@@ -369,7 +369,7 @@ def test_mcnemar_counts_disagreements_and_matches_the_exact_binomial():
 
 @pytest.mark.parametrize("accuracy", [0.5, 0.7, 0.86, 0.95])
 def test_wilson_width_scales_like_one_over_sqrt_n_at_any_accuracy(accuracy):
-    # lesson 04 asserts this band on the tone adapter's results: it must hold whatever accuracy a seed or CPU gives
+    # the Wilson width is a formula in n: this checks the formula (lesson 04 measures the spread itself: subset_spread)
     for seed in range(3):
         values = (np.random.default_rng(seed).random(138) < accuracy).astype(float)
         widths = evaluate.interval_widths(values, [10, 20, 40, 80, 138], repeats=100, seed=seed)
@@ -538,3 +538,52 @@ def test_parse_items_accepts_json_bullets_numbers_and_commas():
     strict = extraction_scores(["- flour\n- salt"], [["flour", "salt"]])
     lenient = extraction_scores(["- flour\n- salt"], [["flour", "salt"]], parse=parse_items)
     assert strict["item_f1"] == 0.0 and lenient["item_f1"] == 1.0 and lenient["valid_json"] == 0.0
+
+
+def test_subset_spread_falls_like_one_over_sqrt_n_on_disjoint_subsets():
+    # lesson 04 claims the fitted exponent lies in [-0.75, -0.25] on its 138 test results, whatever accuracy a seed gives
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        values = (rng.random(138) < rng.uniform(0.7, 0.95)).astype(float)
+        spread = evaluate.subset_spread(values, [5, 10, 20, 40, 69], seed=seed)
+        slope = evaluate.scaling_exponent({n: s["std"] for n, s in spread.items()})
+        assert -0.75 < slope < -0.25, (seed, slope)
+        p = values.mean()
+        assert spread[5]["std"] == pytest.approx(np.sqrt(p * (1 - p) / 5), rel=0.25)
+    assert [s["subsets"] for s in spread.values()] == [27, 13, 6, 3, 2]
+    assert evaluate.subset_spread(values, [10], seed=1) == evaluate.subset_spread(values, [10], seed=1)
+
+
+def test_subset_spread_needs_two_subsets_and_is_zero_without_variation():
+    assert evaluate.subset_spread(np.ones(30), [5, 15], seed=0)[15] == {"std": 0.0, "subsets": 2}
+    with pytest.raises(ValueError, match="fewer than two disjoint subsets"):
+        evaluate.subset_spread(np.ones(30), [16])
+
+
+def test_question_values_are_numbers_dates_and_names_but_not_the_first_word():
+    assert evaluate.question_values("Orders from Japan in 2023?") == {"Japan", "2023"}
+    assert evaluate.question_values("Which orders shipped on 2024-03-01 to Paris") == {"2024-03-01", "Paris"}
+    assert evaluate.question_values("list all customers") == set()
+
+
+def test_nearest_train_queries_prefers_shared_values_then_shared_words():
+    train_rows = [{"question": "How many customers live in Paris?", "query": "Q-paris"},
+                  {"question": "How many customers live in Lisbon?", "query": "Q-lisbon"},
+                  {"question": "Show the total of every order", "query": "Q-totals"}]
+    preds = evaluate.nearest_train_queries(train_rows, ["Count the customers from Lisbon", "every order total, please"])
+    assert preds == ["Q-lisbon", "Q-totals"]
+
+
+def test_seen_unseen_sql_scores_split_execution_by_leak(db):
+    train_rows = [{"question": "all names", "query": "SELECT name FROM customers"}]
+    test_rows = [{"question": "names?", "query": "SELECT name FROM customers"},           # seen in train
+                 {"question": "Paris names?", "query": "SELECT name FROM customers WHERE city = 'Paris'"},
+                 {"question": "Lisbon names?", "query": "SELECT name FROM customers WHERE city = 'Lisbon'"}]
+    preds = ["select name from customers",                                            # string match too
+             "SELECT c.name FROM customers c WHERE c.city = 'Paris'",                  # same rows, other words
+             "SELECT name FROM customers WHERE id = 1"]                                # a wrong query, the same rows
+    scores = evaluate.seen_unseen_sql_scores(preds, test_rows, train_rows, db)
+    assert scores == {"test examples": 3, "gold query also in train": 1, "execution accuracy": 1.0,
+                      "string match": pytest.approx(1 / 3), "execution, seen queries": 1.0,
+                      "execution, unseen queries": 1.0}
+    assert math.isnan(evaluate.seen_unseen_sql_scores(preds[1:], test_rows[1:], [], db)["execution, seen queries"])
