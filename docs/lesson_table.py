@@ -4,6 +4,9 @@
     python docs/lesson_table.py --check README.md  # exit 1, naming the row, if README's table differs
     python docs/lesson_table.py --write README.md  # replace README's table with this one
 
+--check and --write also check or write each lesson's **Time:** line, the second line of its
+title cell, from the same numbers: reading minutes and compute minutes on a slow and a fast CPU.
+
 One row per notebook in notebooks/ (only lessons that exist). Reading minutes: the words of the
 lesson's markdown and code cells / 200, rounded up. Compute minutes: the quick profile's minutes
 in lesson_times.json (what `make course --save-times` recorded) on a slow laptop CPU (the
@@ -121,6 +124,47 @@ def table(root: Path = ROOT) -> list[str]:
     return lines
 
 
+TIME_PREFIX = "**Time:**"
+
+
+def time_line(path: Path, times: dict) -> str:
+    """The **Time:** line a lesson opens with: its reading minutes and its compute minutes on a
+    slow and a fast laptop CPU (the cell after the Colab cell shows this machine's)."""
+    lesson = path.name[:2]
+    slow, fast = compute_minutes(times, lesson, SLOW), compute_minutes(times, lesson, FAST)
+    return (f"{TIME_PREFIX} about {reading_minutes(path)} min of reading; compute {slow} min on a slow laptop CPU "
+            f"(AVX2), {fast} min on a fast one (AMX), quick profile.")
+
+
+def with_time_line(source: str, line: str) -> str:
+    """The title cell's ``source`` with its **Time:** line, after the heading and a blank line."""
+    kept = [text for text in source.splitlines() if not text.startswith(TIME_PREFIX)]
+    rest = kept[1:]
+    while rest and not rest[0].strip():
+        rest = rest[1:]
+    return "\n".join([kept[0], "", line, "", *rest])
+
+
+def notebook_time_lines(root: Path = ROOT, write: bool = False) -> list[str]:
+    """Check (or write, with ``write``) every lesson's **Time:** line; the problems found, one per lesson."""
+    import json
+
+    times = json.loads(times_file(root).read_text(encoding="utf-8"))
+    problems = []
+    for path in notebooks(root):
+        nb = nbformat.read(path, as_version=4)
+        want = with_time_line(nb.cells[0].source, time_line(path, times))
+        if write and want != nb.cells[0].source:
+            nb.cells[0].source = want
+            nbformat.write(nb, path)
+            want = with_time_line(nb.cells[0].source, time_line(path, times))   # its own words counted now
+            nb.cells[0].source = want
+            nbformat.write(nb, path)
+        elif want != nb.cells[0].source:
+            problems.append(f"{path.name}: its title cell's {TIME_PREFIX} line is not {time_line(path, times)!r}")
+    return problems
+
+
 def embedded(text: str, name: str) -> tuple[int, int]:
     """Line indexes of the two markers in ``text``; exits naming the file when they are missing."""
     lines = text.splitlines()
@@ -172,10 +216,12 @@ def main(argv=None) -> int:
     start, end = embedded(text, str(path))
     lines = text.splitlines()
     if args.write:
+        notebook_time_lines(write=True)
+        expected = table()   # the reading minutes, with the Time lines counted
         path.write_text("\n".join(lines[:start + 1] + expected + lines[end:]) + "\n", encoding="utf-8")
-        print(f"{path}: lesson table written ({len(expected) - 2} lessons)")
+        print(f"{path}: lesson table written ({len(expected) - 2} lessons), and each lesson's {TIME_PREFIX} line")
         return 0
-    problems = differences(expected, lines[start + 1:end])
+    problems = differences(expected, lines[start + 1:end]) + notebook_time_lines()
     for problem in problems:
         print(f"{path}: {problem}", file=sys.stderr)
     if problems:

@@ -45,3 +45,22 @@ def test_readme_lists_every_lesson():
     readme = (ROOT / "README.md").read_text()
     for path in NOTEBOOKS:
         assert f"notebooks/{path.name}" in readme, f"README does not link {path.name}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_lesson_reads_as_a_story(path):
+    """Issue 32's rules a reviewer checks by hand, checked here: one idea per code cell (at most 20
+    lines), at most 25 minutes of reading at 200 words a minute, at least one figure, a Reading
+    printed from the run, and one Checks table (lesson 00, setup, checks the machine instead)."""
+    nb = nbformat.read(path, as_version=4)
+    code = [c.source for c in nb.cells if c.cell_type == "code"]
+    long = [(i, len(c.source.splitlines())) for i, c in enumerate(nb.cells)
+            if c.cell_type == "code" and len(c.source.splitlines()) > 20]
+    assert not long, f"{path.name}: code cells over 20 lines (cell index, lines): {long}"
+    words = sum(len(c.source.split()) for c in nb.cells if c.cell_type in ("markdown", "code"))
+    assert words / 200 <= 25, f"{path.name}: {words / 200:.1f} minutes of reading (at most 25)"
+    joined = "\n".join(code)
+    assert re.search(r"\bplt\.|\bplots\.\w+\(|\.plot\(", joined), f"{path.name} draws no figure"
+    if not path.name.startswith("00"):
+        assert "checks_table()" in joined, f"{path.name} ends with no Checks table (claims.checks_table())"
+        assert re.search(r"\breading\(", joined), f"{path.name} prints no Reading of this run (claims.reading())"
