@@ -57,7 +57,11 @@ def notebooks(root: Path = ROOT) -> list[Path]:
 
 
 def reading_minutes(path: Path) -> int:
-    nb = nbformat.read(path, as_version=4)
+    return notebook_reading_minutes(nbformat.read(path, as_version=4))
+
+
+def notebook_reading_minutes(nb) -> int:
+    """The words of a notebook's markdown and code cells / 200, rounded up."""
     words = sum(len(c.source.split()) for c in nb.cells if c.cell_type in ("markdown", "code"))
     return math.ceil(words / WORDS_PER_MINUTE)
 
@@ -127,12 +131,11 @@ def table(root: Path = ROOT) -> list[str]:
 TIME_PREFIX = "**Time:**"
 
 
-def time_line(path: Path, times: dict) -> str:
-    """The **Time:** line a lesson opens with: its reading minutes and its compute minutes on a
-    slow and a fast laptop CPU (the cell after the Colab cell shows this machine's)."""
-    lesson = path.name[:2]
+def time_line(nb, lesson: str, times: dict) -> str:
+    """The **Time:** line lesson ``lesson`` (notebook ``nb``) opens with: its reading minutes and its
+    compute minutes on a slow and a fast laptop CPU (the cell after the Colab cell shows this machine's)."""
     slow, fast = compute_minutes(times, lesson, SLOW), compute_minutes(times, lesson, FAST)
-    return (f"{TIME_PREFIX} about {reading_minutes(path)} min of reading; compute {slow} min on a slow laptop CPU "
+    return (f"{TIME_PREFIX} about {notebook_reading_minutes(nb)} min of reading; compute {slow} min on a slow laptop CPU "
             f"(AVX2), {fast} min on a fast one (AMX), quick profile.")
 
 
@@ -153,15 +156,16 @@ def notebook_time_lines(root: Path = ROOT, write: bool = False) -> list[str]:
     problems = []
     for path in notebooks(root):
         nb = nbformat.read(path, as_version=4)
-        want = with_time_line(nb.cells[0].source, time_line(path, times))
-        if write and want != nb.cells[0].source:
-            nb.cells[0].source = want
+        found = nb.cells[0].source
+        nb.cells[0].source = with_time_line(found, time_line(nb, path.name[:2], times))
+        line = time_line(nb, path.name[:2], times)   # the line's own words counted too
+        nb.cells[0].source = with_time_line(nb.cells[0].source, line)
+        if nb.cells[0].source == found:
+            continue
+        if write:
             nbformat.write(nb, path)
-            want = with_time_line(nb.cells[0].source, time_line(path, times))   # its own words counted now
-            nb.cells[0].source = want
-            nbformat.write(nb, path)
-        elif want != nb.cells[0].source:
-            problems.append(f"{path.name}: its title cell's {TIME_PREFIX} line is not {time_line(path, times)!r}")
+        else:
+            problems.append(f"{path.name}: its title cell's {TIME_PREFIX} line is not {line!r}")
     return problems
 
 

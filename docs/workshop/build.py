@@ -651,7 +651,7 @@ def print_pdf(page: Path, pdf: Path, browser: str) -> str:
     if done.returncode != 0 or not pdf.is_file():
         return f"cheatsheet.pdf: not written, Chromium failed ({done.returncode}): {done.stderr.strip()[-300:]}"
     pages = pdf_pages(pdf)
-    warning = "" if pages == 1 else f"  WARNING: more than one A4 page, shorten docs/workshop/cheatsheet.md"
+    warning = "" if pages == 1 else "  WARNING: more than one A4 page, shorten docs/workshop/cheatsheet.md"
     return f"cheatsheet.pdf: {pages} page(s), {pdf.stat().st_size / 1e3:.0f} kB{warning}"
 
 
