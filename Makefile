@@ -1,7 +1,7 @@
 # Fine-Tuning Lab: two commands.
 #   make lab    set up (if needed) and open the course in JupyterLab
 #   make test   set up (if needed), run labkit's unit tests and every lesson under nbval
-# Also: make course (run every lesson headless, write a summary), make doctor, make clean.
+# Also: make course (run every lesson headless, write a summary), make site, make doctor, make clean.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -35,7 +35,7 @@ PIP_FROM := --no-index --find-links $(abspath $(WHEELHOUSE))
 TORCH    := torch==$(TORCH_VERSION)
 endif
 
-.PHONY: lab test unit notebooks course doctor model env clean wheelhouse student workshop
+.PHONY: lab test unit notebooks course doctor model env clean wheelhouse student student-branch workshop site
 
 env: $(STAMP)
 
@@ -85,10 +85,27 @@ course: model
 student: $(STAMP)
 	$(PY) -m labkit.course.student notebooks --out student
 
+# The learners' copies as a branch `student` (main's tree with notebooks/ replaced by student/), for Colab:
+# the README's links with blob/student/ in place of blob/main/. Neither the working tree nor the index changes;
+# push the branch yourself: git push -f origin student
+student-branch: student
+	@index=$$(mktemp) && rm -f $$index && export GIT_INDEX_FILE=$$index && git read-tree HEAD && \
+	for nb in student/*.ipynb; do \
+	  git update-index --add --cacheinfo 100644,$$(git hash-object -w $$nb),notebooks/$$(basename $$nb) || exit 1; \
+	done && \
+	commit=$$(git commit-tree $$(git write-tree) -p HEAD -m "The learners' edition of $$(git rev-parse --short HEAD) (make student-branch)") && \
+	rm -f $$index && git update-ref refs/heads/student $$commit && \
+	echo "branch student -> $$commit (the learners' notebooks); publish it with: git push -f origin student"
+
 # The workshop pack (agendas, facilitator notes, cheat sheet, FAQ, the capstone's rubric) in
 # docs/workshop/build/, made from the notebooks and labkit; a PDF of the cheat sheet where Chromium is found
 workshop: $(STAMP)
 	$(PY) docs/workshop/build.py
+
+# The course as a website in site/ (mkdocs-material + mkdocs-jupyter, see mkdocs.yml): README, docs/, the
+# workshop pack, course-report/ and every lesson, with the outputs of the last `make course` where it ran
+site: $(STAMP)
+	$(PY) docs/site/build.py
 
 doctor: $(STAMP)
 	$(VENV)/bin/labkit doctor $(if $(SLOT),--slot $(SLOT),)
@@ -112,4 +129,4 @@ wheelhouse:
 	@echo "offline: copy this folder and the course to each laptop, then WHEELHOUSE=$(WHEELHOUSE_DIR) make lab"
 
 clean:
-	rm -rf $(VENV) course-report student .pytest_cache
+	rm -rf $(VENV) course-report student site .pytest_cache

