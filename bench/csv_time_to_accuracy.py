@@ -57,7 +57,8 @@ def run_finetune(csv: Path, template: str, flags: list[str], seed: int, out: Pat
     if done.returncode:
         raise SystemExit(f"labkit finetune failed:\n{shlex.join(command)}\n{done.stderr[-3000:]}")
     saved = re.search(r"Saved to (\S+) after (\d+) steps in (\d+) s", done.stdout)
-    return {"adapter": saved.group(1), "steps": int(saved.group(2)), "train s": int(saved.group(3)), "wall s": seconds}
+    return {"adapter": saved.group(1), "steps": int(saved.group(2)), "train s": int(saved.group(3)), "wall s": seconds,
+            "stdout": done.stdout}
 
 
 def test_correct(task, adapter_dir: str) -> np.ndarray:

@@ -9,7 +9,7 @@ The sets (written as CSVs into $LABKIT_HOME/bench-data/own/ by --prepare):
 | set | rows | labels | source, licence |
 |---|---:|---|---|
 | nyt3 | 5,190 | negative / neutral / positive: 911 / 3,770 / 509 (18 / 73 / 10 %) | NYT editorial snippets rated by 20 people (Hutto & Gilbert, ICWSM 2014), in the `vaderSentiment==3.3.2` sdist on PyPI, MIT licence; mean rating < -1 negative, > 1 positive |
-| movies5 | 10,605 | 5 grades, very negative .. very positive: 1,904 / 3,157 / 548 / 2,809 / 2,187 | movie review snippets from the same sdist, MIT; mean rating cut at -2, -0.5, 0.5, 2 |
+| movies5 | 10,605 | 5 grades, awful / negative / neutral / positive / excellent: 1,904 / 3,157 / 548 / 2,809 / 2,187 | movie review snippets from the same sdist, MIT; mean rating cut at -2, -0.5, 0.5, 2 |
 | reviews-imb | 1,331 | positive / neutral / negative: 799 / 373 / 159 (60 / 28 / 12 %) | the course's bench/data/reviews.csv, subsampled (seed 0) |
 
 For each set, seed and setting (a list of finetune flags over its defaults; "defaults" = none): `labkit finetune
@@ -40,7 +40,9 @@ from labkit.cache import labkit_home  # noqa: E402
 
 TEMPLATE = "{text} -> {label}"
 VADER = "vaderSentiment==3.3.2"
-GRADES = ["very negative", "negative", "neutral", "positive", "very positive"]
+# what finetune says that the table does not show: printed under each run's row (on stderr)
+SAID = ("time budget", "balanced classes", "validation (", "  accuracy", "  recall", "WARNING", "defaults for")
+GRADES = ["awful", "negative", "neutral", "positive", "excellent"]   # label scoring: each starts with its own token
 
 
 def sets_dir() -> Path:
@@ -169,6 +171,8 @@ def main():
                     run = run_finetune(path, TEMPLATE, flags, seed, Path(tmp) / "run")
                     rows.append(one_row(name, seed, setting, run, task, *test_predictions(task, run["adapter"])))
                     print(json.dumps(rows[-1]), flush=True)
+                    said = [line for line in run["stdout"].splitlines() if line.startswith(SAID)]
+                    print("\n".join(f"  | {line}" for line in said), file=sys.stderr, flush=True)
     import pandas as pd
 
     print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".1f"))

@@ -541,16 +541,17 @@ def count_parameters(model) -> dict:
 
 class ValidationAccuracy(TrainerCallback):
     """A trainer callback that label-scores validation prompts at every evaluation and adds
-    ``eval_accuracy`` to the log next to ``eval_loss`` (one forward pass per prompt).
+    ``eval_accuracy`` and ``eval_macro_f1`` to the log next to ``eval_loss`` (one forward pass per prompt).
 
-    It changes what the run logs (and, with ``metric_for_best_model="eval_accuracy"``, which
-    checkpoint is kept), so it is part of the run's fingerprint."""
+    It changes what the run logs (and, with ``metric_for_best_model="eval_macro_f1"`` or
+    ``"eval_accuracy"``, which checkpoint is kept), so it is part of the run's fingerprint."""
 
     changes_the_run = True
 
     def __init__(self, tokenizer, prompts, golds, labels, prefix=" "):
         self.tokenizer, self.prompts, self.golds = tokenizer, list(prompts), list(golds)
         self.labels, self.prefix = list(labels), prefix
+        self.predictions: dict[int, list[str]] = {}   # step -> the answers scored there
 
     def on_evaluate(self, args, state, control, model=None, metrics=None, **kwargs):
         from labkit import evaluate
@@ -560,11 +561,45 @@ class ValidationAccuracy(TrainerCallback):
         predicted = evaluate.classify(model, self.tokenizer, self.prompts, self.labels, self.prefix)
         if was_training:
             model.train()
-        accuracy = sum(p == g for p, g in zip(predicted, self.golds)) / len(self.golds)
+        self.predictions[state.global_step] = predicted
+        report = evaluate.classification_report(self.golds, predicted, self.labels)
+        scores = {"eval_accuracy": report["accuracy"], "eval_macro_f1": report["macro_f1"]}
         if state.log_history and "eval_loss" in state.log_history[-1]:
-            state.log_history[-1]["eval_accuracy"] = accuracy
+            state.log_history[-1].update(scores)
         if metrics is not None:
-            metrics["eval_accuracy"] = accuracy
+            metrics.update(scores)
+
+
+class _StepClock(TrainerCallback):
+    """Seconds each training step took (for :func:`seconds_per_step`)."""
+
+    def __init__(self):
+        self.seconds, self._start = [], 0.0
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self._start = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def seconds_per_step(model, tokenizer, train_pairs, config: TrainConfig, steps: int = 3) -> float:
+    """Seconds one training step of ``config`` takes on this machine: the median of ``steps`` steps
+    of a throwaway run (after one warm-up step) on a copy of ``model``, with the trainer, batch and
+    loss the real run uses, in a temporary folder. ``model`` and ``config`` are unchanged.
+    ``labkit finetune --time_budget`` chooses its steps from it."""
+    import statistics
+    import tempfile
+
+    probe = dataclasses.replace(config, max_steps=steps + 1, eval_steps=None, save_steps=10**9,
+                                early_stopping_patience=None, load_best_model_at_end=False, report_to="none")
+    clock = _StepClock()
+    pairs = list(train_pairs)[: (steps + 1) * config.batch_size * config.gradient_accumulation_steps]
+    copy = _copy_model(model) if _is_peft(model) else model   # _model_to_train copies a base itself
+    with tempfile.TemporaryDirectory(prefix="labkit-step-clock-") as tmp:
+        trainer = _trainer(_model_to_train(copy, probe), tokenizer, probe, Path(tmp), pairs, None, [clock], False)
+        trainer.train()
+    return statistics.median(clock.seconds[1:] or clock.seconds)
 
 
 # --------------------------------------------------------------------------- a run's identity and folder

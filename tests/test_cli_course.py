@@ -58,8 +58,9 @@ def test_own_csv_classification_end_to_end(tmp_path, tiny_folder, capsys):
     captured = capsys.readouterr().out
     assert "classification task: 40 training and 5 validation examples" in captured  # 80/10/10 of 50
     # the flags left unset take a classification task's defaults, and finetune says which
-    assert "defaults for a classification task: --learning_rate 0.002, --eval_steps 1" in captured
-    assert json.loads((out / "adapter" / "labkit_run.json").read_text())["config"]["learning_rate"] == 0.002
+    assert ("defaults for a classification task: --learning_rate 0.001, --eval_steps 1, --warmup_steps 5, "
+            "--load_best_model_at_end true, --balance_classes true") in captured
+    assert json.loads((out / "adapter" / "labkit_run.json").read_text())["config"]["learning_rate"] == 0.001
     assert (out / "adapter" / "adapter_config.json").is_file()
     pointer = json.loads((out / "model" / models.BASE_POINTER).read_text())
     assert pointer["base_model"] == str(tiny_folder)
@@ -78,16 +79,17 @@ def test_own_csv_classification_end_to_end(tmp_path, tiny_folder, capsys):
 
 @pytest.mark.parametrize("bad, collapses", [(60, False), (10, True)])
 def test_finetune_ends_with_a_validation_report_that_names_a_collapse(tmp_path, tiny_folder, capsys, bad, collapses):
-    # "good"/"bad" written in the text: a tiny model learns it from 60 of each; with 10 "bad" in 120 it
-    # learns to answer "good" for everything, and finetune must say so instead of just "Saved"
+    # "good"/"bad" written in the text: a tiny model learns it from 60 of each; with 10 "bad" in 120, drawn as they
+    # come and ending on the last step, it learns to answer "good" for everything, and finetune must say so
     rows = [{"text": f"item {i} is good", "label": "good"} for i in range(120 - bad)]
     rows += [{"text": f"item {i} is bad", "label": "bad"} for i in range(bad)]
     data_file = write_csv(tmp_path / "items.csv", rows)
+    as_they_come = ["--balance_classes", "false", "--load_best_model_at_end", "false"] if collapses else []
     code = cli.main(["finetune", "-m", str(tiny_folder), "--data_name", str(data_file), "--text_template",
-                     "{text} -> {label}", "--max_steps", "30", "--learning_rate", "5e-3",
+                     "{text} -> {label}", "--max_steps", "30", "--learning_rate", "5e-3", *as_they_come,
                      "--per_device_train_batch_size", "8", "--lora_r", "4", "--output_path", str(tmp_path / "run")])
     out = capsys.readouterr().out
-    assert code == 0 and "validation (12 examples, the checkpoint of step 30 of 30)" in out
+    assert code == 0 and re.search(r"validation \(12 examples, the checkpoint of step \d+ of 30\)", out)
     assert re.search(r"always answering 'good': accuracy [0-9.]+, macro-F1 [0-9.]+", out)
     assert re.search(r"recall per class: good [0-9.]+, bad [0-9.]+", out)   # both labels are in the validation split
     assert ("WARNING: the model's answers have collapsed" in out) == collapses, out[-800:]
@@ -95,23 +97,80 @@ def test_finetune_ends_with_a_validation_report_that_names_a_collapse(tmp_path, 
         assert "What to try" in out
 
 
+def test_the_defaults_keep_a_rare_label_that_the_last_step_loses(tmp_path, tiny_folder, capsys):
+    # the collapsing data above at finetune's defaults for a classification task: the rare label drawn more often
+    # and the checkpoint with the best validation macro-F1 kept; no collapse, and the report names the kept step
+    rows = [{"text": f"item {i} is good", "label": "good"} for i in range(110)]
+    rows += [{"text": f"item {i} is bad", "label": "bad"} for i in range(10)]
+    data_file = write_csv(tmp_path / "items.csv", rows)
+    code = cli.main(["finetune", "-m", str(tiny_folder), "--data_name", str(data_file), "--text_template",
+                     "{text} -> {label}", "--max_steps", "30", "--learning_rate", "5e-3",
+                     "--per_device_train_batch_size", "8", "--lora_r", "4", "--output_path", str(tmp_path / "run")])
+    out = capsys.readouterr().out
+    assert code == 0 and "balanced classes: good 77%, bad 23% of the training draws" in out   # 8 bad: 88 * sqrt(8/88) = 27
+    run = json.loads((tmp_path / "run" / "adapter" / "labkit_run.json").read_text())
+    assert run["config"]["metric_for_best_model"] == "eval_macro_f1" and run["config"]["load_best_model_at_end"]
+    kept = int(re.search(r"the checkpoint of step (\d+) of 30", out).group(1))
+    assert kept == run["result"]["best_step"]
+    assert "WARNING: the model's answers have collapsed" not in out, out[-800:]
+
+
 def test_unset_training_flags_follow_the_task():
-    from labkit.cli.flags import fill_task_defaults
+    from labkit.cli.flags import CLIError, fill_task_defaults
 
     parse = cli.build_parser().parse_args
     args = parse(["finetune"])
-    assert fill_task_defaults(args, "classification") == {"max_steps": 100, "learning_rate": 2e-3, "eval_steps": 25}
-    assert (args.max_steps, args.learning_rate, args.eval_steps) == (100, 2e-3, 25)
-    assert fill_task_defaults(parse(["finetune"]), "generation") == {"max_steps": 50, "learning_rate": 1e-3, "eval_steps": 12}
-    # what the learner set stays; the evaluations follow the steps they chose
-    args = parse(["finetune", "--max_steps", "8", "--learning_rate", "1e-4"])
-    assert fill_task_defaults(args, "classification") == {"eval_steps": 2}
-    assert (args.max_steps, args.learning_rate) == (8, 1e-4)
-    assert fill_task_defaults(parse(["finetune", "--max_steps", "8", "--eval_steps", "3", "--learning_rate", "1e-4"]),
-                              "classification") == {}
+    # a classification task trains for a time budget: its steps are chosen once this machine is timed
+    assert fill_task_defaults(args, "classification") == {"learning_rate": 1e-3, "time_budget": 5.0,
+                                                           "load_best_model_at_end": True, "balance_classes": True}
+    assert (args.max_steps, args.eval_steps, args.warmup_steps) == (None, None, None)
+    assert fill_task_defaults(parse(["finetune"]), "generation") == {"max_steps": 50, "learning_rate": 1e-3,
+                                                                     "eval_steps": 12, "warmup_steps": 5}
+    # what the learner set stays; the evaluations and the warm-up follow the steps they chose
+    args = parse(["finetune", "--max_steps", "200", "--learning_rate", "1e-4", "--balance_classes", "false"])
+    assert fill_task_defaults(args, "classification") == {"load_best_model_at_end": True, "eval_steps": 50,
+                                                          "warmup_steps": 20}
+    assert (args.max_steps, args.learning_rate, args.balance_classes) == (200, 1e-4, False)
+    assert "time_budget" not in fill_task_defaults(parse(["finetune", "--time_budget", "2"]), "generation")
+    with pytest.raises(CLIError, match="--max_steps 8 and --time_budget 2: pass one"):
+        fill_task_defaults(parse(["finetune", "--max_steps", "8", "--time_budget", "2"]), "classification")
     # a full fine-tune moves every weight: its own learning rate, never LoRA's (2e-3 wrecks the model)
     assert fill_task_defaults(parse(["finetune", "--method", "full"]), "classification")["learning_rate"] == 5e-5
     assert fill_task_defaults(parse(["finetune", "--method", "full"]), "generation")["learning_rate"] == 5e-5
+
+
+@pytest.mark.parametrize("step, evaluation, steps, why", [
+    (1.0, 5.0, 208, "what fits"),                    # 300 s - 40 s gone - 25 s of evaluations - 25 s kept back
+    (0.1, 0.0, 748, "3 passes over the 2000"),       # more would fit: 3 passes (750 steps) are enough
+    (20.0, 5.0, 20, "at least 20 steps"),            # a slow machine still trains 20 steps, and says so
+])
+def test_a_time_budget_chooses_the_steps_that_fit(monkeypatch, capsys, step, evaluation, steps, why):
+    import time
+
+    from labkit import train
+
+    monkeypatch.setattr(train, "seconds_per_step", lambda *a, **k: step)
+    monkeypatch.setattr(cli, "seconds_per_evaluation", lambda *a, **k: evaluation)
+    args = cli.build_parser().parse_args(["finetune", "--time_budget", "5"])
+    chosen = cli.steps_for_budget(args, None, None, type("T", (), {"kind": "classification"})(), [], [], 2000,
+                                  time.perf_counter() - 40)   # 40 s gone on loading
+    assert chosen % 4 == 0                           # a multiple of the 4 evaluations: the last one is the last step
+    assert chosen in (steps, steps - 4) if why == "what fits" else chosen == steps   # the clock runs on meanwhile
+    out = capsys.readouterr().out
+    assert f"time budget 5 min: a step takes {step:.2f} s here" in out and why in out, out
+
+
+def test_a_time_budget_ends_within_it_on_a_tiny_model(tmp_path, tiny_folder, capsys):
+    # the real timing path: a tiny model is fast, so 3 passes over its 40 examples (15 steps) lift to 20
+    data_file = write_csv(tmp_path / "tickets.csv", tone_rows(10))
+    code = cli.main(["finetune", "-m", str(tiny_folder), "--data_name", str(data_file), "--text_template",
+                     "{phrase} -> {tone}", "--time_budget", "1", "--lora_r", "4", "-o", str(tmp_path / "run")])
+    out = capsys.readouterr().out
+    assert code == 0 and "time budget 1 min: a step takes" in out and "so 20 steps (at least 20 steps" in out, out
+    assert "Saved to" in out and "after 20 steps" in out
+    # called from Python, the budget counts from the call (not from pytest's start); it ends saying what it took
+    took = re.search(r"the whole command took ([0-9.]+) min of its 1-min time budget", out)
+    assert took and float(took.group(1)) <= 1.0, out[-400:]
 
 
 def test_own_jsonl_generation_is_scored_by_exact_match(tmp_path, tiny_folder, capsys):
@@ -364,6 +423,19 @@ def test_lesson_times_are_recorded_per_machine_kind_and_shown(tmp_path, monkeypa
     assert "about **5 min** on 2 CPU cores (AVX2" in text and "about **2.5 min** on Tesla T4, full profile" in text
     assert "Not yet measured on a GPU" not in text
     assert "not measured yet" in lesson_times.lesson_time("02", path).data      # a failed run records nothing
+
+
+def test_a_lesson_says_how_long_an_earlier_lessons_adapter_takes_before_training_it(monkeypatch, capsys):
+    from labkit.course import lessons
+
+    times = {"01": {"2 CPU cores (AVX2, no native bf16), quick profile": {"minutes": 4.7, "date": "2026-12-01"}}}
+    monkeypatch.setattr(lesson_times, "read_times", lambda *a: times)
+    monkeypatch.setattr(lesson_times, "machine_kind", lambda: "2 CPU cores (AVX2, no native bf16), quick profile")
+    lessons.say_it_trains("tone")
+    out = capsys.readouterr().out
+    assert "Lesson 01's tone adapter is not on disk yet: training it now" in out and "took 4.7 min on 2 CPU" in out
+    lessons.say_it_trains("recipes")                        # never measured: it still says that it trains
+    assert "Lesson 02's recipes adapter is not on disk yet" in capsys.readouterr().out
 
 
 def test_summary_table():

@@ -317,7 +317,7 @@ def test_a_second_finetune_into_the_same_folder_refuses_to_replace_another_run(t
     first = (out / "adapter" / "adapter_model.safetensors").read_bytes()
     capsys.readouterr()
     line = fails(finetune(tiny_folder, good_data, out, "--learning_rate", "0.0005"), capsys,
-                 f"--output_path {out} holds a finished lora run", "1 steps", "learning rate 0.002",
+                 f"--output_path {out} holds a finished lora run", "1 steps", "learning rate 0.001",
                  "--overwrite")
     assert "training examples" in line
     assert (out / "adapter" / "adapter_model.safetensors").read_bytes() == first     # untouched

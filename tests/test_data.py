@@ -432,3 +432,26 @@ def test_detect_labels():
     assert data.detect_labels(records, "phrase") is None            # every answer different
     long = [{"a": "a whole sentence of free text"} for _ in range(10)]
     assert data.detect_labels(long, "a") is None                     # not short labels
+
+
+def test_stratified_sample_keeps_each_label_share():
+    records = [{"t": i, "y": "a"} for i in range(600)] + [{"t": i, "y": "b"} for i in range(300)] + \
+              [{"t": i, "y": "c"} for i in range(100)]
+    sample = data.stratified_sample(records, "y", 200, seed=1)
+    assert [sum(r["y"] == y for r in sample) for y in "abc"] == [120, 60, 20]
+    assert len({(r["y"], r["t"]) for r in sample}) == 200                 # no example twice
+    assert data.stratified_sample(records[:50], "y", 200) == records[:50]  # fewer than asked: all of them
+    rare = records[:199] + records[-1:]                                    # 1 "c" in 200: still one of it in 20
+    assert sum(r["y"] == "c" for r in data.stratified_sample(rare, "y", 20)) == 1
+
+
+def test_balance_labels_draws_rare_labels_by_the_square_root_of_their_count():
+    records = [{"t": i, "y": "a"} for i in range(900)] + [{"t": i, "y": "b"} for i in range(100)]
+    drawn = data.balance_labels(records, "y", seed=0)
+    counts = {y: sum(r["y"] == y for r in drawn) for y in "ab"}
+    assert counts == {"a": 900, "b": 300}                                   # 900 * sqrt(100 / 900)
+    assert {r["t"] for r in drawn if r["y"] == "b"} == set(range(100))      # every rare example, 3 times each
+    assert data.balance_labels(records, "y", power=1.0) != records and \
+        sorted(data.balance_labels(records, "y", power=1.0), key=lambda r: (r["y"], r["t"])) == records
+    assert {y: sum(r["y"] == y for r in data.balance_labels(records, "y", power=0.0)) for y in "ab"} == \
+        {"a": 900, "b": 900}

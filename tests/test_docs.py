@@ -113,6 +113,7 @@ def labkit_uses(path: Path) -> list[tuple[str, list[str]]]:
 
 
 @functools.cache
+@functools.lru_cache(maxsize=None)   # one `labkit CMD --help` process per command, whatever the pages show
 def command_help(command: str) -> tuple[int, str]:
     done = subprocess.run([sys.executable, "-m", "labkit.cli", command, "--help"], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)

@@ -227,6 +227,9 @@ def test_labkit_search_prints_trials_writes_the_best_config_and_resumes(tmp_path
     assert cli.main(["search", "--config", str(path)]) == 0
     out = capsys.readouterr().out
     assert re.search(r"trial\s+state\s+score\s+learning_rate\s+last step", out) and "best: trial" in out
+    # and it ends with the best trial's validation report, as finetune does (issue 33)
+    assert re.search(r"validation \(\d+ examples, the checkpoint of step \d+ of \d+\):\n  accuracy", out)
+    assert "recall per class:" in out and out.index("best: trial") < out.index("recall per class:")
     best = yaml.safe_load((tmp_path / "search" / "best.yaml").read_text())
     assert best["text_template"] == "{message} -> {team}" and 1e-3 <= best["learning_rate"] <= 1e-2
     assert best["output_path"].endswith("best")

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 from transformers import TrainerCallback
 
 from labkit import train
@@ -288,8 +289,18 @@ def test_validation_accuracy_is_logged_next_to_the_validation_loss(tiny_tokenize
                  callbacks=[callback])
     evals = [h for h in result.history if "eval_loss" in h]
     assert [h["step"] for h in evals] == [6, 12]
-    assert all(0 <= h["eval_accuracy"] <= 1 for h in evals)
+    assert all(0 <= h["eval_accuracy"] <= 1 and 0 <= h["eval_macro_f1"] <= 1 for h in evals)
     assert evals[-1]["eval_accuracy"] >= 0.4     # 12 steps on these pairs learn most of them
+
+
+def test_seconds_per_step_times_the_real_run_and_changes_nothing(tiny_tokenizer, tmp_path):
+    model = build_model(tiny_tokenizer)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    seconds = train.seconds_per_step(model, tiny_tokenizer, PAIRS, tiny_config(), steps=2)
+    assert 0 < seconds < 30
+    after = model.state_dict()
+    assert after.keys() == before.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    assert not hasattr(model, "peft_config")       # the LoRA layers went on a copy
 
 
 def test_early_stopping_on_validation_accuracy(tiny_tokenizer, tmp_path):

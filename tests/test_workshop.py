@@ -230,9 +230,10 @@ def test_the_cheat_sheet_shows_finetunes_own_defaults(pack, parser):
     for flag in build.SHOWN_FLAGS:
         if defaults.get(flag) not in (None, True, False):
             assert f"`{flag}` {defaults[flag]}" in sheet, flag
-    from labkit.cli.flags import TASK_DEFAULTS
+    from labkit.cli.flags import DEFAULT_TIME_BUDGET, TASK_DEFAULTS
 
-    assert f"{build.number(TASK_DEFAULTS['classification']['learning_rate'])} for classification" in sheet
+    assert f"`--learning_rate` {build.number(TASK_DEFAULTS['classification']['learning_rate'])}" in sheet
+    assert f"`--max_steps` what `--time_budget` {build.number(DEFAULT_TIME_BUDGET)} min fits for classification" in sheet
 
 
 def test_html_pages_are_standalone_and_print_on_a4(pack):

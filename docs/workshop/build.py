@@ -494,14 +494,15 @@ def rubric_markdown(r: dict) -> str:
 
 DEFAULTS_MARK = re.compile(r"^([ \t]*)<!-- finetune-defaults -->.*?<!-- /finetune-defaults -->", flags=re.S | re.M)
 SHOWN_FLAGS = ["--method", "--lora_r", "--lora_alpha", "--lora_dropout", "--target_modules", "--learning_rate",
-               "--max_steps", "--eval_steps", "--lr_scheduler_type", "--warmup_steps", "--weight_decay",
+               "--max_steps", "--time_budget", "--eval_steps", "--lr_scheduler_type", "--warmup_steps", "--weight_decay",
                "--per_device_train_batch_size", "--max_seq_len", "--torch_dtype", "--gradient_checkpointing"]
 
 
 def finetune_defaults(path: Path = FLAGS_PY) -> dict:
     """``{flag: default as shown}`` for ``labkit finetune``, read from the CLI's source: each
     ``add_argument``'s default, or the ``(default: ...)`` of its help; ``--max_steps``,
-    ``--learning_rate`` and ``--eval_steps`` from the task defaults finetune fills in."""
+    ``--learning_rate`` and ``--eval_steps`` from the task defaults finetune fills in (a classification
+    task's steps: what its time budget fits)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     found, consts = {}, {}
     for node in ast.walk(tree):
@@ -528,11 +529,20 @@ def finetune_defaults(path: Path = FLAGS_PY) -> dict:
             shown_value = f"{value} ({explained.group(1).strip()})"
         found.setdefault(node.args[0].value, shown_value)
     tasks = consts.get("TASK_DEFAULTS", {})
-    for flag, key in (("--max_steps", "max_steps"), ("--learning_rate", "learning_rate")):
-        if tasks:
-            found[flag] = f"{number(tasks['classification'][key])} for classification, {number(tasks['other'][key])} otherwise"
+    if tasks:
+        classification, other = tasks["classification"], tasks["other"]
+        found["--max_steps"] = (f"{number(classification['max_steps'])}" if "max_steps" in classification else
+                                f"what `--time_budget` {number(consts['DEFAULT_TIME_BUDGET'])} min fits") + \
+            f" for classification, {number(other['max_steps'])} otherwise"
+        rates = classification["learning_rate"], other["learning_rate"]
+        found["--learning_rate"] = number(rates[0]) if rates[0] == rates[1] else \
+            f"{number(rates[0])} for classification, {number(rates[1])} otherwise"
     if "EVALUATIONS_PER_RUN" in consts:
         found["--eval_steps"] = f"max_steps / {consts['EVALUATIONS_PER_RUN']}"
+    if "WARMUP_SHARE" in consts:
+        found["--warmup_steps"] = f"{consts['WARMUP_SHARE']:.0%} of the steps, at least 5"
+    if "DEFAULT_TIME_BUDGET" in consts:
+        found["--time_budget"] = f"{number(consts['DEFAULT_TIME_BUDGET'])} min for classification"
     return found
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from labkit.cache import atomic_file
@@ -34,6 +35,10 @@ from labkit.cli.flags import (
     comma_list,
     check_hardware_flags,
     common_flags,
+    MAX_PASSES,
+    MIN_STEPS,
+    EVALUATIONS_PER_RUN,
+    fill_step_defaults,
     data_flags,
     export_flags,
     fill_task_defaults,
@@ -47,10 +52,17 @@ from labkit.cli.flags import (
     train_config,
     training_records,
 )
+from labkit.cli.report import (
+    confusion_table,
+    generation_report,
+    label_predictions,
+    label_shares,
+    say_if_collapsed,
+    validation_report,
+)
 from labkit.data import Task, check_labels_seen
 from labkit.models import BASE_POINTER, resolve_model
 from labkit.onnx.adapter_files import check_peft_adapter
-
 
 
 # --- small helpers -------------------------------------------------------------------------
@@ -78,25 +90,18 @@ def _doctor(args) -> int:
     return doctor(args.slot)
 
 
-
-
 def _prepare(args) -> int:
     path = resolve_model(args.model_name_or_path)
     print(f"Base model ready: {path}")
     return 0
 
 
-
-
-
-
 def _finetune(args) -> int:
-
     from labkit import data, train
 
+    started = args.started
     task = task_from_flags(args)   # data before the model: cheap checks first
     chosen = fill_task_defaults(args, task.kind)
-    cfg = train_config(args)
     train_records, eval_records = training_records(args, task)
     base = resolve_model(args.model_name_or_path)
     from transformers import AutoTokenizer
@@ -105,15 +110,29 @@ def _finetune(args) -> int:
     train_pairs, eval_pairs = task.pairs(train_records), task.pairs(eval_records)
     data.check_lengths(train_pairs, tokenizer, args.max_seq_len, train_records)
     data.check_lengths(eval_pairs, tokenizer, args.max_seq_len, eval_records)
+    cfg = train_config(args, task.kind)
     model, tok = model_from_flags(args, cfg, check_hardware_flags(args))
+    n_examples = len(train_pairs)
+    if task.kind == "classification" and args.balance_classes:
+        train_pairs = task.pairs(data.balance_labels(train_records, task.target, seed=cfg.seed))
     if train.is_main_process():
-        print(f"{task.kind} task: {len(train_pairs)} training and {len(eval_pairs)} validation "
+        print(f"{task.kind} task: {n_examples} training and {len(eval_pairs)} validation "
               f"examples from {task.source}" + (f", labels {task.labels}" if task.labels else ""))
-        if chosen:
-            print(f"defaults for a {task.kind} task: " + ", ".join(f"--{k} {v:g}" for k, v in chosen.items()))
+        if len(train_pairs) != n_examples:
+            print(f"balanced classes: {label_shares(train_pairs, task)} of the training draws "
+                  "(--balance_classes false keeps the file's shares)")
+    if args.max_steps is None:   # a time budget: time this machine, then choose the steps
+        args.max_steps = steps_for_budget(args, model, tok, task, train_pairs, eval_records, n_examples, started)
+        chosen.update(fill_step_defaults(args))
+        cfg = train_config(args, task.kind)
+    if train.is_main_process() and chosen:
+        shown = {k: v for k, v in chosen.items() if not isinstance(v, bool)}
+        print(f"defaults for a {task.kind} task: " + ", ".join(f"--{k} {v:g}" for k, v in shown.items())
+              + "".join(f", --{k} {str(v).lower()}" for k, v in chosen.items() if isinstance(v, bool)))
+    callbacks = [validation_scorer(tok, task, eval_records)] if task.kind == "classification" and eval_records else []
     try:
         result = train.finetune(model, tok, train_pairs, eval_pairs, cfg, output_dir=args.output_path,
-                                live_plot=False, overwrite=args.overwrite)
+                                live_plot=False, overwrite=args.overwrite, callbacks=callbacks)
     except train.RunConflictError as e:
         raise CLIError(f"--output_path {e}") from None
     except KeyboardInterrupt:
@@ -131,12 +150,85 @@ def _finetune(args) -> int:
           f"(base model pointer: {Path(result.output_dir) / 'model'})")
     if task.kind == "classification" and eval_records:
         kept = result.best_step if cfg.restores_best and result.best_step else result.steps
-        validation_report(result.model, tok, task, eval_records, kept, result.steps)
+        scored = callbacks[0].predictions.get(kept) if callbacks else None   # that checkpoint's answers, if scored
+        validation_report(result.model, tok, task, eval_records, kept, result.steps, scored)
     elif eval_pairs:   # finetune trained a copy: `model` is still the base
         generation_report(model, result.model, tok, eval_pairs)
+    if args.time_budget:
+        print(f"the whole command took {minutes_since(started):.1f} min of its {args.time_budget:g}-min time budget")
     return 0
 
 
+def validation_scorer(tok, task: Task, eval_records):
+    """The callback that label-scores the validation examples at every evaluation, so that the checkpoint
+    kept is the one with the best validation macro-F1 (:class:`labkit.train.ValidationAccuracy`)."""
+    from labkit import evaluate, train
+
+    prompts, prefix = evaluate.label_scoring_setup(tok, task, [p["prompt"] for p in task.pairs(eval_records)])
+    return train.ValidationAccuracy(tok, prompts, [str(r[task.target]).strip() for r in eval_records],
+                                    task.labels, prefix)
+
+
+SECONDS_KEPT_BACK = 25   # of a time budget: checkpoints, restoring the best one, saving the adapter, the report
+
+
+def process_start() -> float:
+    """When this process started, on :func:`time.perf_counter`'s clock: a time budget counts from the
+    moment the learner pressed Enter, Python's start-up and imports included."""
+    import psutil
+
+    return time.perf_counter() - (time.time() - psutil.Process().create_time())
+
+
+def minutes_since(started: float) -> float:
+    """Minutes from ``started`` (:func:`time.perf_counter`'s clock) until now."""
+    return (time.perf_counter() - started) / 60
+
+
+def seconds_per_evaluation(model, tok, task: Task, eval_records) -> float:
+    """Seconds one evaluation of ``eval_records`` takes, timed on up to 64 of them (after a warm-up) and
+    scaled: the validation loss is one forward pass over each example (timed as one), and for a
+    classification task the label scoring :func:`validation_scorer` adds (timed as it runs)."""
+    from labkit import evaluate
+
+    sample = eval_records[:64]
+    if not sample:
+        return 0.0
+    texts = [p["prompt"] + p["completion"] for p in task.pairs(sample)]
+    evaluate.last_token_logits(model, tok, texts[:8])   # warm-up: the first batches are slower
+    start = time.perf_counter()
+    evaluate.last_token_logits(model, tok, texts)
+    if task.kind == "classification":
+        scorer = validation_scorer(tok, task, sample)
+        evaluate.classify(model, tok, scorer.prompts, scorer.labels, scorer.prefix)
+    return (time.perf_counter() - start) * len(eval_records) / len(sample)
+
+
+def steps_for_budget(args, model, tok, task: Task, train_pairs, eval_records, n_examples: int, started: float) -> int:
+    """The steps that fit in ``--time_budget`` minutes from ``started``: a few steps and one evaluation are
+    timed on this machine (:func:`labkit.train.seconds_per_step`), then what is left after
+    :data:`EVALUATIONS_PER_RUN` evaluations and the final report is divided into steps, at least
+    :data:`MIN_STEPS` and at most :data:`MAX_PASSES` passes over the ``n_examples`` training examples,
+    rounded down to a multiple of :data:`EVALUATIONS_PER_RUN`. Says what it chose and why."""
+    import math
+
+    from labkit import train
+
+    if train.world_size() > 1:
+        raise CLIError("--time_budget times one process; under torchrun pass --max_steps, the same on every process.")
+    step = train.seconds_per_step(model, tok, train_pairs, train_config(args, task.kind))
+    evaluation = seconds_per_evaluation(model, tok, task, eval_records)
+    left = args.time_budget * 60 - (time.perf_counter() - started) - (EVALUATIONS_PER_RUN + 1) * evaluation
+    fit = math.floor((left - SECONDS_KEPT_BACK) / step)
+    passes = math.ceil(MAX_PASSES * n_examples / (args.per_device_train_batch_size * args.gradient_accumulation_steps))
+    steps = max(MIN_STEPS, min(fit, passes))
+    why = (f"at least {MIN_STEPS} steps" + (", over the budget" if fit < MIN_STEPS else "") if steps > min(fit, passes)
+           else f"{MAX_PASSES} passes over the {n_examples} training examples" if steps == passes else "what fits")
+    steps -= steps % EVALUATIONS_PER_RUN   # the last evaluation falls on the last step
+    total = time.perf_counter() - started + steps * step + (EVALUATIONS_PER_RUN + 1) * evaluation + SECONDS_KEPT_BACK
+    print(f"time budget {args.time_budget:g} min: a step takes {step:.2f} s here and an evaluation {evaluation:.0f} s, "
+          f"so {steps} steps ({why}); done within about {total / 60:.1f} min. --max_steps N sets the steps yourself.")
+    return steps
 
 
 def _say_what_was_kept(args, cfg) -> None:
@@ -208,88 +300,6 @@ def _evaluate(args) -> int:
         out = {"task": task.kind, **out}
     print(json.dumps({"n": len(pairs), **out}))  # one line: easy to read back (json.loads)
     return 0
-
-
-def label_predictions(model, tok, task: Task, records, batch_size=None) -> tuple[list[str], list[str]]:
-    """The true labels of ``records`` and the model's label-scored answers for them."""
-    from labkit import evaluate
-
-    golds = [str(r[task.target]).strip() for r in records]
-    prompts, prefix = evaluate.label_scoring_setup(tok, task, [p["prompt"] for p in task.pairs(records)])
-    try:
-        return golds, evaluate.classify(model, tok, prompts, task.labels, prefix, batch_size=batch_size or 16)
-    except ValueError as e:  # two labels start with the same token
-        raise CLIError(f"{e} Or evaluate by generation: --task_name generation.") from None
-
-
-COLLAPSE_ADVICE = """What to try, one at a time, then `labkit evaluate` again:
-  - keep the best checkpoint instead of the last: --early_stopping_patience 2 (validation is measured every --eval_steps);
-  - a smaller, steadier step: --learning_rate 5e-4 with more --max_steps (e.g. 200) and --warmup_steps 10;
-  - balance the classes: fewer examples of the majority label (or more of the rare ones) in the training file;
-  - more validation examples, so the kept checkpoint is chosen on more than a handful: --max_eval_samples 200."""
-
-
-def say_if_collapsed(report: dict, preds) -> bool:
-    """Print a warning, with what to try, when the answers have collapsed (:func:`labkit.evaluate.collapse`)."""
-    from labkit import evaluate
-
-    why = evaluate.collapse(report, preds)
-    if why:
-        print(f"WARNING: the model's answers have collapsed: {why}. It has not learned to tell the labels apart.\n"
-              + COLLAPSE_ADVICE)
-    return why is not None
-
-
-def validation_report(model, tok, task: Task, records, kept_step: int, steps: int) -> dict:
-    """What ``labkit finetune`` ends with on a classification task: accuracy and macro-F1 against
-    always answering the majority label, recall per class, the checkpoint kept, and a warning when
-    the answers have collapsed. Never just "Saved"."""
-    from labkit import evaluate
-
-    golds, preds = label_predictions(model, tok, task, records)
-    report = evaluate.classification_report(golds, preds, task.labels)
-    base = evaluate.majority_baseline(golds, task.labels)
-    recall = ", ".join(f"{label} {c['recall']:.2f}" if c["support"] else f"{label} (no example)"
-                       for label, c in report["per_class"].items())
-    print(f"validation ({len(golds)} examples, the checkpoint of step {kept_step} of {steps}):\n"
-          f"  accuracy {report['accuracy']:.3f}, macro-F1 {report['macro_f1']:.3f}; always answering "
-          f"{base['label']!r}: accuracy {base['accuracy']:.3f}, macro-F1 {base['macro_f1']:.3f}\n"
-          f"  recall per class: {recall}")
-    report["collapsed"] = say_if_collapsed(report, preds)
-    return report
-
-
-GENERATED_FOR_REPORT = 8   # validation answers generated for a generation task's report (generation is slow on a CPU)
-
-
-def generation_report(base, trained, tok, pairs) -> dict:
-    """What ``labkit finetune`` ends with on a generation task: the validation loss of the trained
-    model against the base model's (on the answer tokens), and the share of empty or looping answers
-    among the first :data:`GENERATED_FOR_REPORT` validation prompts (:func:`labkit.evaluate.degenerate`)."""
-    from labkit import evaluate
-
-    before, after = (evaluate.completion_loss(m, tok, pairs) for m in (base, trained))
-    answers = evaluate.generate(trained, tok, [p["prompt"] for p in pairs[:GENERATED_FOR_REPORT]], max_new_tokens=48)
-    bad = sum(evaluate.degenerate(a) for a in answers)
-    print(f"validation ({len(pairs)} examples): loss on the answers {after:.3f}, the base model's {before:.3f}; "
-          f"{bad} of {len(answers)} generated answers empty or looping")
-    if after >= before:
-        print("WARNING: the fine-tuned model predicts the validation answers no better than the base model did. "
-              "Check the data and template, then try more --max_steps or another --learning_rate.")
-    if bad > len(answers) / 2:
-        print("WARNING: most generated answers are empty or loop. Look at them with `labkit evaluate`; "
-              "a learning rate that is too high, or answers that were cut off in training, do this.")
-    return {"loss": after, "base_loss": before, "degenerate": bad / max(len(answers), 1)}
-
-
-def confusion_table(report: dict) -> str:
-    """The confusion matrix as text: rows are the true labels, columns the predictions."""
-    import pandas as pd
-
-    labels = report["labels"]
-    matrix = pd.DataFrame(report["confusion_matrix"], index=labels, columns=labels).astype(int)
-    matrix.index.name = "true \\ predicted"
-    return f"accuracy {report['accuracy']:.3f}   macro-F1 {report['macro_f1']:.3f}\n\n{matrix.to_string()}"
 
 
 def _export(args) -> int:
@@ -410,6 +420,7 @@ def _run(args) -> int:
         raise CLIError(f"{path}: command {command!r} cannot be run from a file; use one of {list(RUNNABLE)}.")
     argv, run_args = parse_run_config(config, sub, path)
     print(f"labkit {command} " + " ".join(argv))
+    run_args.started = args.started
     return run_args.func(run_args)
 
 
@@ -490,6 +501,9 @@ def main(argv=None) -> int:
 
     try:
         args = build_parser().parse_args(argv)
+        # a time budget counts from the moment the learner pressed Enter (Python's start-up and imports included),
+        # or, called from Python with a list of flags, from the call
+        args.started = process_start() if argv is None else time.perf_counter()
         if getattr(args, "log_level", None) is not None:
             set_log_level(args.log_level)
         return args.func(args)

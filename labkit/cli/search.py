@@ -66,19 +66,27 @@ def search_command(args) -> int:
     from labkit import evaluate, search
     from labkit.cli.flags import (check_hardware_flags, model_from_flags, task_from_flags, train_config,
                                    training_records)
-    from labkit.data import note
+    from labkit.data import balance_labels, note
 
     path = Path(args.config).expanduser()
     fargs, config, study_cfg, params = read_search_config(path, args.subparsers["finetune"])
     task = task_from_flags(fargs)
-    fill_task_defaults(fargs, task.kind)
-    cfg = train_config(fargs)
     if task.kind != "classification":
         raise CLIError(f"{path}: labkit search scores trials by validation accuracy, so it needs a "
                        f"classification task; {task.source} is a {task.kind} task.")
+    if fargs.max_steps is None:
+        raise CLIError(f"{path}: set max_steps: every trial trains the same steps, so that trials differ only in "
+                       "the settings searched (a time budget would give each trial the steps its speed allows).")
+    # trials score their last step (the pruner watches every eval_steps), so best.yaml replays the last step too
+    chosen = fill_task_defaults(fargs, task.kind)
+    if chosen.get("load_best_model_at_end"):
+        fargs.load_best_model_at_end = config["load_best_model_at_end"] = False
+    cfg = train_config(fargs, task.kind)
     train_records, eval_records = training_records(fargs, task)
     model, tok = model_from_flags(fargs, cfg, check_hardware_flags(fargs))   # the model best.yaml replays
     train_pairs, eval_pairs = task.pairs(train_records), task.pairs(eval_records)
+    if fargs.balance_classes:   # as finetune draws them, so that best.yaml replays the searched run
+        train_pairs = task.pairs(balance_labels(train_records, task.target, seed=cfg.seed))
     prompts, prefix = evaluate.label_scoring_setup(tok, task, [p["prompt"] for p in eval_pairs])
     golds = [str(r[task.target]).strip() for r in eval_records]
     out = Path(fargs.output_path)
@@ -104,4 +112,19 @@ def search_command(args) -> int:
     (out / "best.yaml").write_text(yaml.safe_dump(best, sort_keys=False))
     print(f"best: trial {study.best_trial.number}, validation accuracy {study.best_value:.3f}; its settings: "
           f"{out / 'best.yaml'} (labkit run --config {out / 'best.yaml'})")
+    best_report(model, tok, task, eval_records, study.best_trial, fargs.max_steps)
     return 0
+
+
+def best_report(model, tok, task, eval_records, best_trial, steps: int) -> dict:
+    """The validation report of the best trial's adapter (:func:`labkit.cli.report.validation_report`): a
+    search whose best trial answers one label for everything says so, as ``finetune`` does."""
+    from peft import PeftModel
+
+    from labkit.cli.report import validation_report
+
+    trained = PeftModel.from_pretrained(model, best_trial.user_attrs["adapter"]).eval()
+    try:
+        return validation_report(trained, tok, task, eval_records, steps, steps)
+    finally:
+        trained.unload()   # the base is shared with anything that runs after the search
