@@ -99,7 +99,6 @@ def _prepare(args) -> int:
 def _finetune(args) -> int:
     from labkit import data, train
 
-    started = args.started
     task = task_from_flags(args)   # data before the model: cheap checks first
     chosen = fill_task_defaults(args, task.kind)
     train_records, eval_records = training_records(args, task)
@@ -122,7 +121,7 @@ def _finetune(args) -> int:
             print(f"balanced classes: {label_shares(train_pairs, task)} of the training draws "
                   "(--balance_classes false keeps the file's shares)")
     if args.max_steps is None:   # a time budget: time this machine, then choose the steps
-        args.max_steps = steps_for_budget(args, model, tok, task, train_pairs, eval_records, n_examples, started)
+        args.max_steps = steps_for_budget(args, model, tok, task, train_pairs, eval_records, n_examples, args.started)
         chosen.update(fill_step_defaults(args))
         cfg = train_config(args, task.kind)
     if train.is_main_process() and chosen:
@@ -138,16 +137,9 @@ def _finetune(args) -> int:
     except KeyboardInterrupt:
         _say_what_was_kept(args, cfg)
         raise
-    pointer = {"base_model": base, "adapter": str(result.adapter_dir),
-               "note": "labkit writes this pointer instead of a copy of the base model"}
-    if args.method == "full":
-        pointer["base_model"] = str(result.adapter_dir)
     if not train.is_main_process():  # data parallel: the main process writes and reports
         return 0
-    with atomic_file(Path(result.output_dir) / "model" / BASE_POINTER) as tmp:
-        tmp.write_text(json.dumps(pointer, indent=2))
-    print(f"Saved to {result.adapter_dir} after {result.steps} steps in {result.train_seconds:.0f} s "
-          f"(base model pointer: {Path(result.output_dir) / 'model'})")
+    _write_base_pointer(args, base, result)
     if task.kind == "classification" and eval_records:
         kept = result.best_step if cfg.restores_best and result.best_step else result.steps
         scored = callbacks[0].predictions.get(kept) if callbacks else None   # that checkpoint's answers, if scored
@@ -155,8 +147,21 @@ def _finetune(args) -> int:
     elif eval_pairs:   # finetune trained a copy: `model` is still the base
         generation_report(model, result.model, tok, eval_pairs)
     if args.time_budget:
-        print(f"the whole command took {minutes_since(started):.1f} min of its {args.time_budget:g}-min time budget")
+        print(f"the whole command took {minutes_since(args.started):.1f} min of its {args.time_budget:g}-min time budget")
     return 0
+
+
+def _write_base_pointer(args, base: str, result) -> None:
+    """Write ``<output_path>/model``'s pointer to the base model (what ``auto-opt`` reads instead of a copy of
+    it; a full fine-tune's own weights are the base) and say where the run was saved."""
+    pointer = {"base_model": base, "adapter": str(result.adapter_dir),
+               "note": "labkit writes this pointer instead of a copy of the base model"}
+    if args.method == "full":
+        pointer["base_model"] = str(result.adapter_dir)
+    with atomic_file(Path(result.output_dir) / "model" / BASE_POINTER) as tmp:
+        tmp.write_text(json.dumps(pointer, indent=2))
+    print(f"Saved to {result.adapter_dir} after {result.steps} steps in {result.train_seconds:.0f} s "
+          f"(base model pointer: {Path(result.output_dir) / 'model'})")
 
 
 def validation_scorer(tok, task: Task, eval_records):
