@@ -55,6 +55,7 @@ from labkit.cli.flags import (
 from labkit.cli.report import (
     confusion_table,
     generation_report,
+    gold_labels,
     label_predictions,
     label_shares,
     say_if_collapsed,
@@ -170,7 +171,7 @@ def validation_scorer(tok, task: Task, eval_records):
     from labkit import evaluate, train
 
     prompts, prefix = evaluate.label_scoring_setup(tok, task, [p["prompt"] for p in task.pairs(eval_records)])
-    return train.ValidationAccuracy(tok, prompts, [str(r[task.target]).strip() for r in eval_records],
+    return train.ValidationAccuracy(tok, prompts, gold_labels(task, eval_records),
                                     task.labels, prefix)
 
 

@@ -18,11 +18,16 @@ def label_shares(pairs, task: Task) -> str:
     return ", ".join(f"{label} {counts[label] / len(pairs):.0%}" for label in task.labels)
 
 
+def gold_labels(task: Task, records) -> list[str]:
+    """The true label of each of ``records``, as label scoring compares them (stripped text)."""
+    return [str(r[task.target]).strip() for r in records]
+
+
 def label_predictions(model, tok, task: Task, records, batch_size=None) -> tuple[list[str], list[str]]:
     """The true labels of ``records`` and the model's label-scored answers for them."""
     from labkit import evaluate
 
-    golds = [str(r[task.target]).strip() for r in records]
+    golds = gold_labels(task, records)
     prompts, prefix = evaluate.label_scoring_setup(tok, task, [p["prompt"] for p in task.pairs(records)])
     try:
         return golds, evaluate.classify(model, tok, prompts, task.labels, prefix, batch_size=batch_size or 16)
@@ -58,7 +63,7 @@ def validation_report(model, tok, task: Task, records, kept_step: int, steps: in
     if preds is None:
         golds, preds = label_predictions(model, tok, task, records)
     else:
-        golds = [str(r[task.target]).strip() for r in records]
+        golds = gold_labels(task, records)
     report = evaluate.classification_report(golds, preds, task.labels)
     base = evaluate.majority_baseline(golds, task.labels)
     recall = ", ".join(f"{label} {c['recall']:.2f}" if c["support"] else f"{label} (no example)"

@@ -66,6 +66,7 @@ def search_command(args) -> int:
     from labkit import evaluate, search
     from labkit.cli.flags import (check_hardware_flags, model_from_flags, task_from_flags, train_config,
                                    training_records)
+    from labkit.cli.report import gold_labels
     from labkit.data import balance_labels, note
 
     path = Path(args.config).expanduser()
@@ -88,7 +89,7 @@ def search_command(args) -> int:
     if fargs.balance_classes:   # as finetune draws them, so that best.yaml replays the searched run
         train_pairs = task.pairs(balance_labels(train_records, task.target, seed=cfg.seed))
     prompts, prefix = evaluate.label_scoring_setup(tok, task, [p["prompt"] for p in eval_pairs])
-    golds = [str(r[task.target]).strip() for r in eval_records]
+    golds = gold_labels(task, eval_records)
     out = Path(fargs.output_path)
     study = search.open_study(out / "study.db", sampler=study_cfg["sampler"], seed=study_cfg["seed"])
     # what makes two runs of this command the same search (n_trials may grow: that is how a search goes on)
