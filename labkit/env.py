@@ -46,6 +46,14 @@ PROFILES: dict[str, dict[str, dict]] = {
         # is a demonstration of the method at lesson size, the full profile gives each sampler 16.
         # Forgetting: rehearsal and the adapter switched off (the full profile adds a lower rank)
         "capstone": dict(trials=4, trial_steps=10, score_every=5, learning_rate=(1e-4, 5e-3), lower_rank=False),
+        # lesson 09: on-policy pairs from 16 unseen training recipes (4 samples each), a short DPO run from
+        # lesson 02's adapter, two short GRPO runs (task reward, then a partial one), all scored on 24 test
+        # recipes; "ci" (read when $CI is set) shrinks every run so that the lesson fits CI's budget
+        "preferences": dict(pair_prompts=16, k=4, temperature=1.0, max_new_tokens=40, test_examples=24,
+                            dpo_steps=6, dpo_batch=4, dpo_learning_rate=1e-4, betas=(0.1,),
+                            grpo_steps=5, grpo_prompts=2, generations=4, grpo_learning_rate=2e-4, kl_beta=0.04,
+                            sft_steps=3,
+                            ci=dict(pair_prompts=8, test_examples=12, dpo_steps=3, grpo_steps=2, sft_steps=2)),
     },
     "full": {
         "tone": dict(train_examples=None, max_steps=210, batch_size=16, eval_examples=None,
@@ -59,6 +67,10 @@ PROFILES: dict[str, dict[str, dict]] = {
         "overfit": dict(train_examples=48, more_data_examples=400, val_examples=None, max_steps=150,
                         batch_size=8, learning_rate=1e-3, r=64, low_r=4, eval_steps=10, patience=3),
         "capstone": dict(trials=16, trial_steps=60, score_every=20, learning_rate=(1e-5, 1e-3), lower_rank=True),
+        "preferences": dict(pair_prompts=256, k=8, temperature=1.0, max_new_tokens=64, test_examples=None,
+                            dpo_steps=60, dpo_batch=8, dpo_learning_rate=5e-5, betas=(0.1, 0.5),
+                            grpo_steps=60, grpo_prompts=4, generations=8, grpo_learning_rate=1e-4, kl_beta=0.04,
+                            sft_steps=10, ci=None),   # CI runs the quick profile only
     },
 }
 
@@ -97,11 +109,17 @@ def seed() -> int:
 
 
 def settings(task: str) -> dict:
-    """The sizes (examples, steps, batch size, ...) for ``task`` in the active profile."""
+    """The sizes (examples, steps, batch size, ...) for ``task`` in the active profile. A task's
+    ``ci`` entry, if it has one, replaces those sizes when ``$CI`` is set (CI runs every lesson
+    and has a time budget of its own)."""
     table = PROFILES[profile()]
     if task not in table:
         raise KeyError(f"No profile settings for {task!r}; known: {sorted(table)}")
-    return dict(table[task])
+    values = dict(table[task])
+    ci = values.pop("ci", None)
+    if ci and os.environ.get("CI", "").strip().lower() in ("1", "true", "yes"):
+        values.update(ci)
+    return values
 
 
 # --- hardware rules -------------------------------------------------------------------

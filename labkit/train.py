@@ -602,6 +602,252 @@ def seconds_per_step(model, tokenizer, train_pairs, config: TrainConfig, steps: 
     return statistics.median(clock.seconds[1:] or clock.seconds)
 
 
+# --------------------------------------------------------------------------- beyond imitation: DPO and GRPO
+# Two thin functions over TRL that start from a LoRA adapter (usually an SFT one) and train it on
+# further: ``dpo`` on preference pairs, ``grpo`` on rewards a program computes from sampled answers.
+# Both follow finetune's hardware rules (fp32 and no checkpointing on a CPU, see labkit.env), and
+# both keep the starting adapter as the *reference* without a second model: TRL copies it into a
+# frozen adapter named "ref" on the same base and switches to it for the reference's log-probs
+# (PEFT adapter switching). They share finetune's fingerprint, reuse and refusal to overwrite; they
+# save no intermediate checkpoints (runs of a few minutes), so an interrupted run starts over.
+@dataclass
+class RLResult(TrainResult):
+    """What :func:`grpo` returns: a :class:`TrainResult` plus the rewards and generation counts."""
+    rewards: list = field(default_factory=list)     # per step: every sampled answer's total reward, group by group
+    generated_tokens: int = 0                        # answer tokens sampled during training
+    last_batch: dict = field(default_factory=dict)   # TRL's log of the last batch: "rewards", "advantages"
+
+
+def trl_arguments(cfg: TrainConfig, output_dir: Path) -> dict:
+    """The TRL/Trainer arguments DPO and GRPO share with finetune, with labkit's hardware rules
+    (dtype, gradient checkpointing, optimizer) applied; TRL's own defaults are bf16 and checkpointing."""
+    dev = env.device()
+    dtype = cfg.train_dtype(dev)
+    return dict(output_dir=str(output_dir), max_steps=cfg.max_steps, learning_rate=cfg.learning_rate,
+                gradient_accumulation_steps=cfg.gradient_accumulation_steps, lr_scheduler_type=cfg.lr_scheduler_type,
+                warmup_steps=cfg.warmup_steps, weight_decay=cfg.weight_decay, optim=cfg.optimizer(dev),
+                bf16=dtype == torch.bfloat16, fp16=dtype == torch.float16,
+                activation_checkpointing=cfg.uses_gradient_checkpointing(dev), logging_steps=cfg.logging_steps,
+                save_strategy="no", report_to="none", seed=cfg.seed, data_seed=cfg.seed, dataloader_num_workers=0,
+                use_cpu=dev == "cpu", disable_dropout=True)
+
+
+def policy_from_adapter(model, adapter_dir=None, cfg: TrainConfig | None = None):
+    """The model DPO and GRPO train: a copy of ``model`` (the base stays the base) with the LoRA
+    adapter in ``adapter_dir`` loaded *trainable* as "default", or a fresh LoRA adapter from ``cfg``."""
+    from peft import PeftModel
+    from transformers import set_seed
+
+    cfg = cfg or TrainConfig()
+    set_seed(cfg.seed)
+    copy = _use_training_attention(_copy_model(model), cfg)
+    if adapter_dir is None:
+        return add_lora(copy, cfg)
+    return PeftModel.from_pretrained(copy, str(adapter_dir), is_trainable=True)
+
+
+def dpo_trainer(model, tokenizer, pairs, adapter_dir=None, config: TrainConfig | None = None, beta: float = 0.1,
+                output_dir=None):
+    """TRL's ``DPOTrainer`` for ``pairs`` (``{"prompt", "chosen", "rejected"}`` dicts) on a copy of
+    ``model`` with the adapter in ``adapter_dir`` trainable (:func:`policy_from_adapter`). The reference
+    is the same adapter, frozen: TRL copies it into an adapter named "ref" (no second model)."""
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    cfg = config or TrainConfig()
+    args = DPOConfig(**trl_arguments(cfg, Path(output_dir or labkit_home_runs("dpo"))), beta=beta,
+                     per_device_train_batch_size=cfg.batch_size, max_length=cfg.max_length,
+                     loss_type=["sigmoid"], precompute_ref_log_probs=False)
+    _quiet_dataset_maps()
+    rows = [{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in training_pairs_for(pairs, tokenizer)]
+    return DPOTrainer(model=policy_from_adapter(model, adapter_dir, cfg), args=args, processing_class=tokenizer,
+                      train_dataset=Dataset.from_list(rows))
+
+
+def labkit_home_runs(method: str) -> Path:
+    """A default output folder for a ``method`` run under ``$LABKIT_HOME/runs``."""
+    from labkit.cache import labkit_home
+
+    return labkit_home() / "runs" / method
+
+
+def training_pairs_for(pairs, tokenizer) -> list[dict]:
+    """Preference pairs as TRL gets them: one BOS, as :func:`training_examples` does for SFT."""
+    text = [{"prompt": p["prompt"], "completion": ""} for p in pairs]
+    prompts = [t["prompt"] for t in training_examples(text, tokenizer)]
+    return [{**p, "prompt": q} for p, q in zip(pairs, prompts)]
+
+
+def _rl_fingerprint(method: str, cfg: TrainConfig, data, model, tokenizer, adapter_dir, extra: dict) -> str:
+    """finetune's fingerprint of (config, data, base, tokenizer, versions), plus the method, its own
+    settings and the starting adapter's weights: equal inputs, equal run."""
+    from labkit.models import weights_fingerprint
+
+    base_name = str(getattr(model.config, "_name_or_path", "model"))
+    base_fp = fingerprint(cfg, data, base_name, None, tokenizer, (), weights_fingerprint(base_name))
+    start = None
+    if adapter_dir is not None:
+        weights = sorted(Path(adapter_dir).glob("adapter_model.*"))
+        start = hashlib.sha256(b"".join(w.read_bytes() for w in weights)).hexdigest()[:16]
+    text = json.dumps({"method": method, "base": base_fp, "start": start, **extra}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _finished_run(output_dir: Path, fp: str, reuse: bool, overwrite: bool, model):
+    """For dpo/grpo: refuse another run's folder (``overwrite=False``), or load this run's finished
+    adapter onto a copy of ``model`` (``reuse``); None when the run has to train."""
+    if not overwrite:
+        refuse_another_run(output_dir, fp)
+    run_file = output_dir / "adapter" / "labkit_run.json"
+    if reuse and run_file.is_file():
+        info = json.loads(run_file.read_text())
+        if info.get("fingerprint") == fp:
+            from peft import PeftModel
+
+            trained = PeftModel.from_pretrained(_copy_model(model), output_dir / "adapter").eval()
+            return info, trained
+    return None
+
+
+def _train_and_save(trainer, tokenizer, cfg, output_dir: Path, fp: str, n_examples: int, verbose: bool,
+                    record: dict | None = None):
+    """Train ``trainer`` (DPO or GRPO), drop TRL's frozen "ref" adapter, save the trained adapter
+    atomically with finetune's run record (plus ``record``, filled during training); returns
+    ``(model, history, seconds, final)``."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / RUN_FINGERPRINT).write_text(fp)
+    start = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - start
+    model = trainer.model
+    if "ref" in getattr(model, "peft_config", {}):
+        model.delete_adapter("ref")             # the frozen reference copy: not part of the result
+    model.eval()
+    history = [dict(h) for h in trainer.state.log_history]
+    final = {**_run_summary(trainer, history, seconds, n_examples, verbose), **(record or {})}
+    base_name = str(getattr(model.config, "_name_or_path", "model"))
+    _save_atomically(model, tokenizer, output_dir / "adapter", cfg, base_name, fp, history, final)
+    return model, history, seconds, final
+
+
+def dpo(model, tokenizer, pairs, adapter_dir=None, config: TrainConfig | None = None, beta: float = 0.1,
+        output_dir=None, reuse: bool = False, overwrite: bool = True, verbose: bool = True) -> TrainResult:
+    """Direct Preference Optimization with LoRA: train the adapter in ``adapter_dir`` (e.g. an SFT
+    run's ``adapter_dir``) on ``pairs`` so that, against the frozen starting adapter (the reference),
+    chosen answers gain log-probability relative to rejected ones. The loss per pair is TRL's
+    ``-log sigmoid(beta * ((pc - rc) - (pr - rr)))`` (p: policy, r: reference, c/r: chosen/rejected
+    summed log-probs); ``beta * (p - r)`` is the *implicit reward* logged as ``rewards/*``.
+
+    Same hardware rules, fingerprint, ``reuse`` and ``overwrite`` as :func:`finetune`; the adapter
+    is saved to ``output_dir/adapter``."""
+    cfg = config or TrainConfig(learning_rate=5e-5)
+    output_dir = Path(output_dir or labkit_home_runs("dpo"))
+    rows = [{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in pairs]
+    fp = _rl_fingerprint("dpo", cfg, rows, model, tokenizer, adapter_dir, {"beta": beta})
+    done = _finished_run(output_dir, fp, reuse, overwrite, model)
+    if done:
+        info, trained = done
+        if verbose:
+            print(f"Reusing the finished DPO run in {output_dir / 'adapter'} (same pairs, config and start).")
+        return TrainResult(model=trained, output_dir=output_dir, adapter_dir=output_dir / "adapter",
+                           history=info["history"], train_seconds=info["result"]["train_seconds"], reused=True,
+                           steps=info["result"]["steps"], trained_tokens=_last(info["history"], "num_tokens"))
+    trainer = dpo_trainer(model, tokenizer, rows, adapter_dir, cfg, beta, output_dir)
+    trained, history, seconds, final = _train_and_save(trainer, tokenizer, cfg, output_dir, fp, len(rows), verbose)
+    return TrainResult(model=trained, output_dir=output_dir, adapter_dir=output_dir / "adapter", history=history,
+                       train_seconds=seconds, trained_tokens=_last(history, "num_tokens"), steps=trainer.state.global_step)
+
+
+def recorded_rewards(reward_funcs, log: list):
+    """Wrap TRL reward functions so that each call appends its batch's total rewards (the sum over
+    the functions, in TRL's order: the ``G`` answers of one prompt next to each other) to ``log``."""
+    pending = []
+
+    def wrap(func, is_last):
+        def reward(prompts, completions, **kwargs):
+            values = [float(v) for v in func(prompts=prompts, completions=completions, **kwargs)]
+            pending.append(values)
+            if is_last:
+                log.append([sum(vs) for vs in zip(*pending)])
+                pending.clear()
+            return values
+        reward.__name__ = getattr(func, "__name__", "reward")
+        return reward
+
+    return [wrap(f, i == len(reward_funcs) - 1) for i, f in enumerate(reward_funcs)]
+
+
+def grpo_trainer(model, tokenizer, prompts, reward_funcs, adapter_dir=None, config: TrainConfig | None = None,
+                 num_generations: int = 4, max_completion_length: int = 40, beta: float = 0.04,
+                 temperature: float = 1.0, output_dir=None, reward_log: list | None = None):
+    """TRL's ``GRPOTrainer`` on a copy of ``model`` with the adapter in ``adapter_dir`` trainable.
+    ``prompts``: dicts with ``"prompt"`` plus any fields the reward functions read (TRL passes them
+    as keyword arguments); ``config.batch_size`` is *prompts* per step, each sampled
+    ``num_generations`` times. ``beta > 0`` adds a KL penalty to the starting adapter ("ref")."""
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    cfg = config or TrainConfig()
+    args = GRPOConfig(**trl_arguments(cfg, Path(output_dir or labkit_home_runs("grpo"))), beta=beta,
+                      per_device_train_batch_size=cfg.batch_size * num_generations, num_generations=num_generations,
+                      max_completion_length=max_completion_length, temperature=temperature, top_k=0,
+                      loss_type="grpo", scale_rewards="group", log_completions=False)
+    funcs = recorded_rewards(list(reward_funcs), reward_log if reward_log is not None else [])
+    _quiet_dataset_maps()
+    return GRPOTrainer(model=policy_from_adapter(model, adapter_dir, cfg), reward_funcs=funcs, args=args,
+                       processing_class=tokenizer, train_dataset=Dataset.from_list(training_pairs_for(prompts, tokenizer)))
+
+
+def group_advantages(rewards, group_size: int, eps: float = 1e-4):
+    """GRPO's advantage of each sampled answer: its reward minus the mean reward of its group (the
+    ``group_size`` answers to the same prompt), divided by the group's standard deviation (+ ``eps``).
+    An answer better than its siblings is pushed up, a worse one down; a group whose answers all
+    score the same gets 0 everywhere and teaches nothing."""
+    r = torch.as_tensor(rewards, dtype=torch.float32).view(-1, group_size)
+    return ((r - r.mean(dim=1, keepdim=True)) / (r.std(dim=1, keepdim=True) + eps)).flatten()
+
+
+def grpo(model, tokenizer, prompts, reward_funcs, adapter_dir=None, config: TrainConfig | None = None,
+         num_generations: int = 4, max_completion_length: int = 40, beta: float = 0.04, temperature: float = 1.0,
+         output_dir=None, reuse: bool = False, overwrite: bool = True, verbose: bool = True) -> RLResult:
+    """Group Relative Policy Optimization with LoRA: for each prompt, sample ``num_generations``
+    answers, score them with ``reward_funcs`` (TRL's signature: ``f(prompts, completions, **fields)``
+    returns one number per answer; their sum is the reward), and push up the answers that beat their
+    group's mean (:func:`group_advantages`), with a KL penalty ``beta`` to the starting adapter.
+    Same hardware rules, fingerprint, ``reuse`` and ``overwrite`` as :func:`finetune`."""
+    cfg = config or TrainConfig(learning_rate=5e-5)
+    output_dir = Path(output_dir or labkit_home_runs("grpo"))
+    settings = {"funcs": [getattr(f, "__name__", "reward") for f in reward_funcs], "G": num_generations,
+                "max_completion_length": max_completion_length, "beta": beta, "temperature": temperature}
+    fp = _rl_fingerprint("grpo", cfg, list(prompts), model, tokenizer, adapter_dir, settings)
+    per_log = cfg.batch_size * num_generations * cfg.logging_steps     # answers sampled between two log lines
+    done = _finished_run(output_dir, fp, reuse, overwrite, model)
+    if done:
+        info, trained = done
+        history = info["history"]
+        return RLResult(model=trained, output_dir=output_dir, adapter_dir=output_dir / "adapter", history=history,
+                        train_seconds=info["result"]["train_seconds"], reused=True, steps=info["result"]["steps"],
+                        trained_tokens=_last(history, "num_tokens"), rewards=info["result"].get("rewards", []),
+                        generated_tokens=int(sum(h.get("completions/mean_length", 0) * per_log for h in history)))
+    log: list = []
+    trainer = grpo_trainer(model, tokenizer, prompts, reward_funcs, adapter_dir, cfg, num_generations,
+                           max_completion_length, beta, temperature, output_dir, log)
+    trained, history, seconds, _ = _train_and_save(trainer, tokenizer, cfg, output_dir, fp, len(prompts), verbose,
+                                                   record={"rewards": log})
+    logs = getattr(trainer, "_logs", {})                 # TRL's log of the last batch
+    last = {"rewards": [sum(v) for v in zip(*logs.get("rewards", {}).values())],
+            "advantages": list(logs.get("advantages", []))}
+    return RLResult(model=trained, output_dir=output_dir, adapter_dir=output_dir / "adapter", history=history,
+                    train_seconds=seconds, trained_tokens=_last(history, "num_tokens"), steps=trainer.state.global_step,
+                    rewards=log, generated_tokens=int(sum(h.get("completions/mean_length", 0) * per_log for h in history)),
+                    last_batch=last)
+
+
+def _last(history: list, key: str) -> int:
+    """The largest value of a counter (``num_tokens``) in a trainer's log, 0 if it never appears."""
+    return int(max((h.get(key, 0) for h in history), default=0))
+
+
 # --------------------------------------------------------------------------- a run's identity and folder
 # A run's identity and its folder: the fingerprint of everything that decides what a run
 # produces, the checkpoints in ``output_dir``, resuming from them, and refusing to train into a

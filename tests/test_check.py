@@ -253,10 +253,24 @@ def case_08_2():
     return "+ rehearsal", "lower rank (r=4)", dict(forgetting=forgetting, budget=0.05), "interval's upper end"
 
 
+def case_09_1():
+    rewards = [1.0, 0.0, 0.5, 0.5, 0.2, 0.2, 0.2, 0.2]   # the second group all tied: advantage 0 everywhere
+    r = np.array(rewards).reshape(-1, 4)
+    right = ((r - r.mean(1, keepdims=True)) / (r.std(1, ddof=1, keepdims=True) + 1e-4)).ravel()
+    centred_only = (r - r.mean(1, keepdims=True)).ravel()
+    return right, centred_only, dict(rewards=rewards, group_size=4), "not divided by the group's standard deviation"
+
+
+def case_09_2():
+    scores = np.array([[1, 1, 1], [0, 0, 0], [0, 0, 0], [0.5, 1, 0], [0.5, 0.5, 0.5]])
+    return ({"all perfect": 1, "all zero": 2}, {"all perfect": 1, "all zero": 1}, dict(scores=scores),
+            "a tie is a prompt whose best and worst samples score the same")
+
+
 CASES = {"00.1": case_00_1, "00.2": case_00_2, "01.1": case_01_1, "01.2": case_01_2, "02.1": case_02_1, "02.2": case_02_2,
          "03.1": case_03_1, "03.2": case_03_2, "04.1": case_04_1, "04.2": case_04_2, "05.1": case_05_1, "05.2": case_05_2,
          "06.1": case_06_1, "06.2": case_06_2, "07.1": case_07_1, "07.2": case_07_2,
-         "08.1": case_08_1, "08.2": case_08_2}
+         "08.1": case_08_1, "08.2": case_08_2, "09.1": case_09_1, "09.2": case_09_2}
 
 
 def _case(eid, tiny_tokenizer):

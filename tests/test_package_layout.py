@@ -14,7 +14,7 @@ PACKAGE = ROOT / "labkit"
 MODULES = sorted(p for p in PACKAGE.rglob("*.py") if "datasets" not in p.parts)
 MAX_FUNCTION_LINES = 60
 CORE = {"labkit.env", "labkit.models", "labkit.data", "labkit.train", "labkit.evaluate", "labkit.search",
-        "labkit.cache", "labkit.plots"}
+        "labkit.cache", "labkit.plots", "labkit.preferences"}
 # which layer may import which: the core knows no outer layer; onnx knows the core; course and cli know both
 LAYERS = {"core": {"core"}, "onnx": {"core", "onnx"}, "course": {"core", "onnx", "course"},
           "cli": {"core", "onnx", "course", "cli"}}

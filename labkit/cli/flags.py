@@ -304,6 +304,13 @@ Predicts each lesson's minutes here from the times recorded by
 `python -m labkit.course.runner notebooks --save-times`, scaled by this machine's fp32 matmul peak,
 and flags a lesson predicted over the slot.""",
     "prepare": "example:\n  labkit prepare",
+    "dpo": """examples:
+  labkit dpo --data_files pairs.jsonl --adapter_path models/ft/adapter --output_path models/ft-dpo
+  labkit dpo --data_files pairs.csv --beta 0.1 --max_steps 30 --output_path models/dpo
+
+The file has one preference pair per row: prompt, chosen (the better answer), rejected (the worse).
+--adapter_path (e.g. a finetune's adapter) is trained further and, frozen, is the reference; without it
+a new LoRA adapter starts from the base model, which is then the reference.""",
 }
 
 
@@ -362,6 +369,30 @@ def finetune_flags(s) -> None:
     s.add_argument("--logging_dir", default=None, help="TensorBoard logs (default: <output_path>/runs)")
     s.add_argument("--seed", type=non_negative_int, default=None, help="default: $LABKIT_SEED, else 0")
     s.add_argument("--output_path", "-o", default=None)
+    s.add_argument("--overwrite", action="store_true",
+                   help="replace a different run already in --output_path (default: refuse and say what it holds)")
+
+
+def dpo_flags(s) -> None:
+    """``labkit dpo``'s flags: the pairs file, the adapter to start from, DPO's beta and the training flags."""
+    common_flags(s)
+    s.add_argument("--data_files", "-d", "--data_name", dest="data_files", required=True,
+                   help="a .jsonl/.json/.csv file of preference pairs: prompt, chosen, rejected")
+    s.add_argument("--adapter_path", default=None,
+                   help="the LoRA adapter to start from and to use, frozen, as the reference (default: a new "
+                        "adapter on the base model; the base is then the reference)")
+    s.add_argument("--beta", type=positive_float, default=0.1,
+                   help="how far from the reference the model may move: larger keeps it closer (default 0.1)")
+    s.add_argument("--max_steps", type=positive_int, default=30)
+    s.add_argument("--learning_rate", type=learning_rate, default=5e-5)
+    s.add_argument("--per_device_train_batch_size", type=positive_int, default=4, help="pairs per step")
+    s.add_argument("--max_seq_len", type=positive_int, default=256,
+                   help="prompt + answer tokens; a longer pair is an error, never cut")
+    s.add_argument("--lora_r", type=positive_int, default=16, help="without --adapter_path: the new adapter's rank")
+    s.add_argument("--lora_alpha", type=positive_int, default=32)
+    s.add_argument("--logging_steps", type=positive_int, default=5)
+    s.add_argument("--seed", type=non_negative_int, default=None, help="default: $LABKIT_SEED, else 0")
+    s.add_argument("--output_path", "-o", required=True)
     s.add_argument("--overwrite", action="store_true",
                    help="replace a different run already in --output_path (default: refuse and say what it holds)")
 

@@ -10,6 +10,7 @@ the EdgeAI for Beginners fine-tuning module work with ``labkit`` in place of ``o
     labkit chat --model_path models/onnx
     labkit run --config run.yaml                    # the same settings as a YAML/JSON file
     labkit search --config search.yaml              # hyperparameter search (Optuna) over those settings
+    labkit dpo --data_files pairs.jsonl --adapter_path models/ft/adapter --output_path models/ft-dpo   # preference tuning
 
 Every bad input ends in one message that names the file, line, field or flag and says what to
 do, with exit code 2, and before anything is written: an output folder is either complete or
@@ -40,6 +41,7 @@ from labkit.cli.flags import (
     EVALUATIONS_PER_RUN,
     fill_step_defaults,
     data_flags,
+    dpo_flags,
     export_flags,
     fill_task_defaults,
     finetune_flags,
@@ -308,6 +310,38 @@ def _evaluate(args) -> int:
     return 0
 
 
+def _dpo(args) -> int:
+    """``labkit dpo``: check the pairs file (fields, empty or identical answers, lengths) and the
+    adapter before loading anything, then train with DPO (:func:`labkit.train.dpo`)."""
+    from transformers import AutoTokenizer
+
+    from labkit import env, models, train
+    from labkit.preferences import read_pairs
+
+    base = resolve_model(args.model_name_or_path)
+    tokenizer = AutoTokenizer.from_pretrained(base, trust_remote_code=args.trust_remote_code)
+    pairs = read_pairs(args.data_files, tokenizer, args.max_seq_len)
+    adapter = Path(args.adapter_path) if args.adapter_path else None
+    if adapter is not None:
+        check_peft_adapter(adapter, base, flag="--adapter_path")
+    cfg = train.TrainConfig(r=args.lora_r, lora_alpha=args.lora_alpha, learning_rate=args.learning_rate,
+                            max_steps=args.max_steps, batch_size=args.per_device_train_batch_size,
+                            max_length=args.max_seq_len, logging_steps=args.logging_steps, eval_steps=None,
+                            seed=env.seed() if args.seed is None else args.seed)
+    model, tokenizer = models.load_base(base, trust_remote_code=args.trust_remote_code)
+    print(f"DPO on {len(pairs)} pairs from {args.data_files}, beta {args.beta:g}, starting from "
+          f"{adapter or 'a new LoRA adapter'}")
+    try:
+        result = train.dpo(model, tokenizer, pairs, adapter, cfg, beta=args.beta, output_dir=args.output_path,
+                           overwrite=args.overwrite)
+    except train.RunConflictError as e:
+        raise CLIError(f"--output_path {e}") from None
+    margins = [h["rewards/margins"] for h in result.history if "rewards/margins" in h]
+    print(f"Saved to {result.adapter_dir} after {result.steps} steps in {result.train_seconds:.0f} s"
+          + (f"; implicit reward margin {margins[0]:+.3f} -> {margins[-1]:+.3f}" if margins else ""))
+    return 0
+
+
 def _export(args) -> int:
     from labkit.onnx import build
 
@@ -493,6 +527,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = command("search", "hyperparameter search (Optuna) over finetune's settings, from a YAML/JSON file", _search)
     s.add_argument("--config", required=True, help="search.yaml: finetune's settings plus a search: mapping")
+
+    dpo_flags(command("dpo", "preference tuning (DPO) with LoRA on a file of prompt/chosen/rejected pairs", _dpo))
 
     s = command("run", "run finetune (or another command) with settings from a YAML/JSON file", _run)
     s.add_argument("--config", required=True, help="run.yaml or run.json")

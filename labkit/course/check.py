@@ -497,3 +497,37 @@ def _forgetting_budget(answer, forgetting, budget):
     if answer not in tied:
         return False, f"{answer!r} is within the budget, but another row within it scores higher on the task"
     return True, f"{answer!r}: test accuracy {best:.3f} within {budget} nats/token"
+
+
+# --------------------------------------------------------------------------- lesson 09
+
+
+@checker_for("09.1", answer="the advantage of every answer of the step, in the order of `rewards` (a list or array)")
+def _advantages(answer, rewards, group_size):
+    """GRPO's advantages by hand: (reward - group mean) / (group std + 1e-4), group by group, recomputed
+    with :func:`labkit.train.group_advantages` from the step's logged ``rewards``."""
+    from labkit.train import group_advantages
+
+    expected = group_advantages(rewards, group_size).numpy()
+    got = np.asarray(answer, dtype=float).ravel()
+    if got.shape != expected.shape:
+        return False, f"{got.size} advantages for {expected.size} answers: one per answer"
+    if np.allclose(got, expected, atol=1e-3):
+        return True, f"{int(np.isclose(expected, 0, atol=1e-3).sum())} of {expected.size} answers get advantage 0"
+    centred = np.asarray(rewards, dtype=float).reshape(-1, group_size)
+    if np.allclose(got, (centred - centred.mean(1, keepdims=True)).ravel(), atol=1e-3):
+        return False, "centred on the group mean, but not divided by the group's standard deviation"
+    return False, "subtract each *group's* mean (not the whole step's) and divide by that group's std (ddof=1) + 1e-4"
+
+
+@checker_for("09.2", answer='a dict {"all perfect": n, "all zero": m}: tied prompts by their common score')
+def _ties(answer, scores):
+    """Ties by kind: among the prompts whose samples all scored the same (``scores``: prompts x k), how
+    many scored 1 (all perfect) and how many 0."""
+    scores = np.asarray(scores, dtype=float)
+    tied = scores[scores.max(1) == scores.min(1)][:, 0]
+    expected = {"all perfect": int((tied == 1).sum()), "all zero": int((tied == 0).sum())}
+    if {k: int(answer.get(k, -1)) for k in expected} == expected:
+        other = len(tied) - sum(expected.values())
+        return True, f"{expected}" + (f"; {other} more tied at a partial score" if other else "")
+    return False, "a tie is a prompt whose best and worst samples score the same; split those by that score (1 or 0)"
