@@ -1,6 +1,6 @@
 """How much room does each lesson's check have? Run the lessons under several seeds and print a margin table.
 
-    python bench/course_margins.py                       # seeds 0 1 2, lessons 01-08
+    python bench/course_margins.py                       # seeds 0 1 2, lessons 01-09
     python bench/course_margins.py --seeds 3 4 --lessons 04 05
 
 Every check a lesson makes on a measured number goes through ``labkit.course.claims.claim``, which records
@@ -84,7 +84,7 @@ def to_markdown(rows: list[dict], seeds: list[int]) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--lessons", nargs="+", default=["01", "02", "03", "04", "05", "06", "07", "08"],
+    p.add_argument("--lessons", nargs="+", default=["01", "02", "03", "04", "05", "06", "07", "08", "09"],
                    help="lesson numbers, e.g. 01 04")
     p.add_argument("--notebooks", default=str(ROOT / "notebooks"))
     p.add_argument("--out", default=str(ROOT / "course-report" / "margins"))

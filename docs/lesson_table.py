@@ -48,7 +48,8 @@ LESSONS = {
            "speed; adapters refused at load time"),
     "08": ("Your own task, end to end", "your own CSV: data checks, a prompt baseline, an Optuna search, forgetting, "
            "an int4 export, a third adapter"),
-    "09": ("Beyond imitation", "preference tuning and RL from verifiable rewards"),
+    "09": ("Beyond imitation", "preference pairs from a verifier, DPO with LoRA, GRPO with the task metric as reward, "
+           "a reward with a shortcut, what each costs, a fourth adapter"),
 }
 
 

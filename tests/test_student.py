@@ -32,7 +32,7 @@ def solution_lines(cell) -> set:
 
 
 def test_lessons_with_exercises():
-    assert [p.name[:2] for p in WITH_EXERCISES] == ["00", "01", "02", "03", "04", "05", "06", "07", "08"]
+    assert [p.name[:2] for p in WITH_EXERCISES] == ["00", "01", "02", "03", "04", "05", "06", "07", "08", "09"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
