@@ -75,7 +75,7 @@ notebooks: model
 	$(PY) -m pytest notebooks --nbval-lax --nbval-cell-timeout=1800 -p no:cacheprovider
 
 test: model
-	$(PY) -m pytest tests notebooks --nbval-lax --nbval-cell-timeout=1800 -p no:cacheprovider
+	$(PY) -m pytest tests notebooks --nbval-lax --nbval-cell-timeout=1800 -p no:cacheprovider --durations=20
 
 course: model
 	$(PY) -m labkit.course.runner notebooks --out course-report

@@ -103,3 +103,22 @@ def tiny_folder(tmp_path, tiny_tokenizer):
     build_model(tiny_tokenizer).save_pretrained(folder)
     tiny_tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def one_process_run(tmp_path_factory):
+    """tests/ddp_worker.py in one process with batch 8: the run that the data-parallel tests
+    (two processes, two hosts, a killed node) must reproduce. Its result.json, as a dict."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    out = tmp_path_factory.mktemp("one-process") / "run"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(root), "LABKIT_HOME": str(out.parent / "home")}
+    run = subprocess.run([sys.executable, str(root / "tests" / "ddp_worker.py"), str(out), "8"], capture_output=True,
+                         text=True, env=env, cwd=root, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return json.loads((out / "result.json").read_text())

@@ -1,5 +1,6 @@
-"""Data parallelism on the standard engine: labkit's finetune under torchrun and accelerate launch,
-two CPU processes (gloo), on the tests' tiny model. And the repo's accelerate configs load.
+"""Data parallelism on the standard engine: labkit's finetune under torchrun, two CPU processes
+(gloo), on the tests' tiny model, and the repo's accelerate configs load. Under `accelerate launch`
+and across two hosts: tests/test_multinode.py.
 
 One process with batch 8 and two processes with batch 4 each take the same optimizer steps on the
 same examples (global batch 8), so their losses and LoRA weights must agree up to float rounding."""
@@ -18,7 +19,6 @@ from conftest import TONE_LABELS
 ROOT = Path(__file__).resolve().parent.parent
 WORKER = ROOT / "tests" / "ddp_worker.py"
 CONFIGS = ROOT / "configs" / "accelerate"
-BIN = Path(sys.executable).parent
 
 
 def free_port() -> int:
@@ -35,12 +35,11 @@ def launch(cmd, tmp_path, timeout=300) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path):
-    one_dir, two_dir = tmp_path / "one", tmp_path / "two"
-    launch([sys.executable, WORKER, one_dir, 8], tmp_path)
+def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path, one_process_run):
+    two_dir = tmp_path / "two"
     two = launch([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", 2, "--master_port", free_port(),
                   WORKER, two_dir, 4], tmp_path)
-    one_result = json.loads((one_dir / "result.json").read_text())
+    one_result = one_process_run
     two_result = json.loads((two_dir / "result.json").read_text())
     assert (two_result["world_size"], two_result["global_batch"]) == (2, 8)
     assert (one_result["world_size"], one_result["global_batch"]) == (1, 8)
@@ -67,40 +66,23 @@ def test_answer_only_loss_equals_trls_on_two_processes(tmp_path):
     for answer_only in (1, 0):
         out = tmp_path / f"answer-only-{answer_only}"
         launch([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", 2, "--master_port", free_port(),
-                WORKER, out, 4, answer_only], tmp_path)
+                WORKER, out, 4, *([] if answer_only else ["--full-logits"])], tmp_path)
         runs[answer_only] = json.loads((out / "result.json").read_text())
     assert runs[1]["world_size"] == runs[0]["world_size"] == 2
     assert runs[1]["losses"] == pytest.approx(runs[0]["losses"], rel=1e-4), runs
     assert runs[1]["lora_abs_sum"] == pytest.approx(runs[0]["lora_abs_sum"], rel=1e-4)
 
 
-@pytest.mark.slow
-def test_labkit_finetune_cli_runs_under_accelerate_launch(tmp_path, tiny_folder):
-    rows = [{"phrase": f"message number {i} about {label}", "tone": label} for i in range(8) for label in TONE_LABELS]
-    data_file = tmp_path / "tone.jsonl"
-    data_file.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    out = tmp_path / "ft"
-    run = launch([BIN / "accelerate", "launch", "--config_file", CONFIGS / "cpu_2proc.yaml", "--main_process_port",
-                  free_port(), "-m", "labkit.cli", "finetune", "-m", tiny_folder, "--data_name", data_file,
-                  "--text_template", "{phrase} -> {tone}", "--max_steps", 3, "--per_device_train_batch_size", 2,
-                  "-o", out], tmp_path)
-    assert (out / "adapter" / "adapter_model.safetensors").is_file()
-    assert (out / "model").is_dir()
-    assert run.stdout.count("Saved to") == 1 and run.stdout.count("classification task: 30 training") == 1, run.stdout
-    assert run.stdout.count("defaults for a classification task:") == 1, run.stdout   # the main process says it once
-    assert "global batch 4 = 2 per process x 2 processes" in run.stdout
-    record = json.loads((out / "adapter" / "labkit_run.json").read_text())
-    assert record["result"]["steps"] == 3
-
-
-@pytest.mark.parametrize("name, kind", [("cpu_2proc", "MULTI_GPU"), ("ddp_multi_gpu", "MULTI_GPU"),
+@pytest.mark.parametrize("name, kind", [("cpu_2proc", "MULTI_GPU"), ("cpu_2machines", "MULTI_GPU"),
+                                        ("ddp_multi_gpu", "MULTI_GPU"),
                                         ("fsdp", "FSDP"), ("deepspeed_zero2", "DEEPSPEED"),
                                         ("deepspeed_zero3", "DEEPSPEED")])
 def test_accelerate_configs_load_with_the_fields_that_matter(name, kind):
     from accelerate.commands.config.config_args import load_config_from_file
 
     config = load_config_from_file(str(CONFIGS / f"{name}.yaml"))
-    assert config.distributed_type == kind and config.num_processes >= 2 and config.num_machines == 1
+    assert config.distributed_type == kind and config.num_processes >= 2
+    assert config.num_machines == (2 if name == "cpu_2machines" else 1)
     assert config.mixed_precision == "no"  # labkit's hardware rule sets the dtype, not the launcher
     if kind == "FSDP":
         fsdp = config.fsdp_config
@@ -114,8 +96,10 @@ def test_accelerate_configs_load_with_the_fields_that_matter(name, kind):
         assert ds["zero_stage"] == int(name[-1])
         assert ds["gradient_accumulation_steps"] == 1 and ds["offload_optimizer_device"] in ("none", "cpu")
         assert ds["zero3_init_flag"] is (ds["zero_stage"] == 3)
-    if name == "cpu_2proc":  # torchrun-style launch (gloo without CUDA), not MPI; not forced to 1 process
+    if name.startswith("cpu_2"):  # torchrun-style launch (gloo without CUDA), not MPI; not forced to 1 process
         assert config.use_cpu is False and config.num_processes == 2
+    if name == "cpu_2machines":  # one process per machine; the other machine passes --machine_rank 1
+        assert (config.machine_rank, config.main_process_ip, config.rdzv_backend) == (0, "10.77.0.1", "static")
 
 
 # --- labkit.course.parallel's launcher: the commands lesson 02's appendix prints and runs ---
