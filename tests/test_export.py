@@ -15,7 +15,7 @@ from labkit.onnx import serve  # noqa: E402
 from labkit.onnx import build
 from labkit.onnx.adapter_files import AdapterError
 from labkit.onnx.build import export_onnx, folder_size_mb  # noqa: E402
-from labkit.onnx.serve import GenAIModel, parity
+from labkit.onnx.serve import GenAIModel, parity, sample_from_export, torch_greedy
 
 PROMPTS = ["the cat sat on the mat", "hello world", "what is the capital of france"]
 CHAT_TEMPLATE = (
@@ -198,6 +198,22 @@ def test_genai_model_runtime(tiny, fp32_dir):
     assert last.shape == (300,)
     with pytest.raises(ValueError, match="prune_lm_head=False"):
         m.logits(ids, all_positions=True)
+
+
+def test_sample_from_export_gives_k_answers_per_prompt_in_order_and_greedy_ones_when_cold(tiny, fp32_dir):
+    """Prompts of different lengths go to different batches (no padding) and come back in order; at
+    a temperature near 0 every sample is the greedy answer, which the fp32 export shares with PyTorch."""
+    model, tokenizer = load_torch(tiny)
+    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    prompts = ["the cat sat", "hello world and many more words", "the cat"]
+    cold = sample_from_export(GenAIModel(fp32_dir), tokenizer, prompts, k=3, max_new_tokens=6, temperature=1e-4,
+                              batch_size=2)
+    for prompt, answers in zip(prompts, cold["completions"]):
+        greedy = torch_greedy(model, tokenizer(prompt)["input_ids"], 6, eos)[1]
+        assert answers == [tokenizer.decode(greedy, skip_special_tokens=True)] * 3, (prompt, answers)
+    assert 0 < cold["new_tokens"] <= 3 * 3 * 6 and cold["seconds"] > 0
+    warm = sample_from_export(GenAIModel(fp32_dir), tokenizer, prompts, k=4, max_new_tokens=6, temperature=1.0)
+    assert any(len(set(answers)) > 1 for answers in warm["completions"])   # sampled, not greedy
 
 
 def test_an_unpruned_export_gives_every_positions_logits_equal_to_the_pruned_last(tiny, fp32_dir, tmp_path):
