@@ -34,13 +34,25 @@ def launch(cmd, tmp_path, timeout=300) -> subprocess.CompletedProcess:
     return run
 
 
+def torchrun_two(out, tmp_path, *args) -> tuple[dict, subprocess.CompletedProcess]:
+    """tests/ddp_worker.py on two processes with batch 4 each (global batch 8): its result and the run."""
+    run = launch([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", 2, "--master_port", free_port(),
+                  WORKER, out, 4, *args], tmp_path)
+    return json.loads((out / "result.json").read_text()), run
+
+
+@pytest.fixture(scope="module")
+def two_processes(tmp_path_factory):
+    """The two-process run (labkit's answer-only loss), its folder and what it printed."""
+    tmp = tmp_path_factory.mktemp("two-processes")
+    result, run = torchrun_two(tmp / "run", tmp)
+    return result, tmp / "run", run.stdout
+
+
 @pytest.mark.slow
-def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path, one_process_run):
-    two_dir = tmp_path / "two"
-    two = launch([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", 2, "--master_port", free_port(),
-                  WORKER, two_dir, 4], tmp_path)
+def test_two_processes_train_like_one_with_the_same_global_batch(two_processes, one_process_run):
+    two_result, two_dir, out = two_processes
     one_result = one_process_run
-    two_result = json.loads((two_dir / "result.json").read_text())
     assert (two_result["world_size"], two_result["global_batch"]) == (2, 8)
     assert (one_result["world_size"], one_result["global_batch"]) == (1, 8)
     losses1, losses2 = one_result["losses"], two_result["losses"]
@@ -52,25 +64,20 @@ def test_two_processes_train_like_one_with_the_same_global_batch(tmp_path, one_p
     # one adapter, written once; the run printed once, with the global batch
     assert (two_dir / "adapter" / "adapter_model.safetensors").is_file()
     assert not list(two_dir.glob(".adapter.partial-*"))  # no half-written copy from a second writer
-    out = two.stdout
     assert out.count("LORA fine-tuning on") == 1, out
     assert out.count("data parallel: 2 processes; global batch 8 = 4 per process x 2 processes x 1") == 1, out
 
 
 @pytest.mark.slow
-def test_answer_only_loss_equals_trls_on_two_processes(tmp_path):
+def test_answer_only_loss_equals_trls_on_two_processes(two_processes, tmp_path):
     """Under data parallelism labkit's answer-only loss (labkit.train) is normalised as TRL's
     own: by the answer tokens of all processes, whose batches hold different numbers of them. Two
     gloo processes, the same run both ways: equal losses and equal LoRA weights."""
-    runs = {}
-    for answer_only in (1, 0):
-        out = tmp_path / f"answer-only-{answer_only}"
-        launch([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", 2, "--master_port", free_port(),
-                WORKER, out, 4, *([] if answer_only else ["--full-logits"])], tmp_path)
-        runs[answer_only] = json.loads((out / "result.json").read_text())
-    assert runs[1]["world_size"] == runs[0]["world_size"] == 2
-    assert runs[1]["losses"] == pytest.approx(runs[0]["losses"], rel=1e-4), runs
-    assert runs[1]["lora_abs_sum"] == pytest.approx(runs[0]["lora_abs_sum"], rel=1e-4)
+    answer_only = two_processes[0]
+    full_logits, _ = torchrun_two(tmp_path / "full-logits", tmp_path, "--full-logits")
+    assert answer_only["world_size"] == full_logits["world_size"] == 2
+    assert answer_only["losses"] == pytest.approx(full_logits["losses"], rel=1e-4)
+    assert answer_only["lora_abs_sum"] == pytest.approx(full_logits["lora_abs_sum"], rel=1e-4)
 
 
 @pytest.mark.parametrize("name, kind", [("cpu_2proc", "MULTI_GPU"), ("cpu_2machines", "MULTI_GPU"),
