@@ -360,37 +360,45 @@ def sample_from_export(model: GenAIModel, tokenizer, prompts, k: int = 4, max_ne
     A batch holds prompts of one length only: onnxruntime-genai treats every pad token in the
     input as padding, and SmolLM2 pads with ``<|im_end|>``, which its prompts also contain. So
     the ``k`` copies of a prompt, and prompts of equal length, share a batch, unpadded."""
-    import numpy as np
-
     from labkit.evaluate import prompt_ids
 
-    rows = [(j, prompt_ids(tokenizer, p)) for j, p in enumerate(prompts) for _ in range(k)]
     by_length: dict[int, list] = {}
-    for j, ids in rows:
-        by_length.setdefault(len(ids), []).append((j, ids))
+    for j, p in enumerate(prompts):
+        ids = prompt_ids(tokenizer, p)
+        by_length.setdefault(len(ids), []).extend([(j, ids)] * k)
     answers: list[list[str]] = [[] for _ in prompts]
-    new_tokens, start, n = 0, time.perf_counter(), 0
+    new_tokens, start, batches = 0, time.perf_counter(), 0
     for width, group in sorted(by_length.items()):
         for i in range(0, len(group), batch_size):
             batch = group[i: i + batch_size]
-            params = model._og.GeneratorParams(model.model)
-            params.set_search_options(batch_size=len(batch), max_length=max(width + max_new_tokens, model.min_cache),
-                                      do_sample=True, temperature=temperature, top_p=1.0, top_k=len(tokenizer),
-                                      random_seed=seed + n)
-            generator = model._og.Generator(model.model, params)
-            generator.append_tokens(np.array([ids for _, ids in batch], dtype=np.int32))
-            for _ in range(max_new_tokens):
-                if generator.is_done():
-                    break
-                generator.generate_next_token()
-            for row, (j, _) in enumerate(batch):
-                out = [int(t) for t in generator.get_sequence(row)][width: width + max_new_tokens]
+            outs = _sample_rows(model, [ids for _, ids in batch], max_new_tokens, temperature, len(tokenizer),
+                                seed + batches)
+            for (j, _), out in zip(batch, outs):
                 if tokenizer.eos_token_id in out:
                     out = out[: out.index(tokenizer.eos_token_id) + 1]
                 new_tokens += len(out)
                 answers[j].append(tokenizer.decode(out, skip_special_tokens=True))
-            n += 1
+            batches += 1
     return {"completions": answers, "new_tokens": new_tokens, "seconds": time.perf_counter() - start}
+
+
+def _sample_rows(model: GenAIModel, rows: list[list[int]], max_new_tokens: int, temperature: float, top_k: int,
+                 seed: int) -> list[list[int]]:
+    """One batch of equal-length prompts sampled together: each row's new token ids (up to
+    ``max_new_tokens``, the end-of-sequence token and what follows it included)."""
+    import numpy as np
+
+    width = len(rows[0])
+    params = model._og.GeneratorParams(model.model)
+    params.set_search_options(batch_size=len(rows), max_length=max(width + max_new_tokens, model.min_cache),
+                              do_sample=True, temperature=temperature, top_p=1.0, top_k=top_k, random_seed=seed)
+    generator = model._og.Generator(model.model, params)
+    generator.append_tokens(np.array(rows, dtype=np.int32))
+    for _ in range(max_new_tokens):
+        if generator.is_done():
+            break
+        generator.generate_next_token()
+    return [[int(t) for t in generator.get_sequence(r)][width: width + max_new_tokens] for r in range(len(rows))]
 
 
 def adapter_switch_us(model: MultiAdapterModel, names, repeats: int = 200, max_length: int = 64) -> list[float]:
