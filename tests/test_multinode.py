@@ -71,8 +71,9 @@ def finish(nodes: dict, tmp_path: Path, timeout: float = 300) -> dict:
     except subprocess.TimeoutExpired:
         stop(nodes)
     logs = {host: (tmp_path / f"host-{host}.log").read_text() for host in nodes}
-    for host, node in nodes.items():
-        assert node.returncode == 0, f"host {host} exited {node.returncode}:\n" + logs[host][-4000:]
+    codes = {host: node.returncode for host, node in nodes.items()}
+    assert set(codes.values()) == {0}, f"exit codes {codes}\n" + "\n".join(
+        f"--- host {host}'s log, last lines:\n{log[-3000:]}" for host, log in logs.items())
     return logs
 
 
@@ -88,11 +89,12 @@ def torchrun(host: str, port: int, args: list, max_restarts: int = 0) -> list:
 def test_two_hosts_train_like_one_process_and_a_killed_node_resumes_from_the_last_checkpoint(
         two_hosts, one_process_run, tmp_path):
     """torchrun's c10d rendezvous on the two hosts, one process each, checkpoints every 2 steps;
-    host b's worker is killed after the checkpoint of step 4 and torchrun (--max_restarts 1)
-    restarts both. Every step, before and after the kill, is the one-process run's."""
+    host b's worker is killed after the checkpoint of step 4 and torchrun restarts both. Every step,
+    before and after the kill, is the one-process run's. Restarts to spare (3): when both agents see
+    the failure at once, each may count it, and a restart resumes from the newest checkpoint anyway."""
     out = tmp_path / "run"
     args = [out, 4, "--save-steps", 2, "--stall-after", 4]
-    nodes = {host: on_host(host, torchrun(host, 29420, args, max_restarts=1), tmp_path) for host in two_hosts}
+    nodes = {host: on_host(host, torchrun(host, 29420, args, max_restarts=3), tmp_path) for host in two_hosts}
     stalled, saved = out / "stalled.pid", out / "checkpoint-4" / "trainer_state.json"
     deadline = time.monotonic() + 240
     while not (stalled.is_file() and saved.is_file()) and time.monotonic() < deadline:
