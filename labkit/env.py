@@ -179,14 +179,15 @@ def train_dtype(dev: str | None = None) -> torch.dtype:
     """The dtype training computes in:
 
     - CPU: fp32, whatever the CPU. Where the CPU has native bf16 (AVX512-BF16, AMX; see
-      :func:`native_bf16`), bf16 autocast trains as well as fp32 but hardly faster: on lesson
-      01's tone run, 5 paired seeds on an AMX CPU (``bench/bf16_vs_fp32.py``, 138 test
-      messages each) gave bf16 - fp32 = -0.4 points, 95% t-interval over seeds [-5.0, +4.1],
-      McNemar p = 0.81 on the 690 pooled answers, and a step only 1.05x faster (the step is
-      bound by per-operation overhead, not by arithmetic). fp32 everywhere keeps results the
-      same kind of number on every CPU, so bf16 is a choice (``TrainConfig(dtype="bfloat16")``,
-      ``--torch_dtype bfloat16``), not the default. Without native bf16 it is emulated and a
-      step was ~15x slower;
+      :func:`native_bf16`), bf16 trains as well as fp32 but not fast enough to be worth numbers
+      that differ by CPU kind: on lesson 01's tone run, 5 paired seeds on an AMX
+      CPU (``bench/bf16_vs_fp32.py``, 138 test messages each), bf16 autocast gave -0.4 points
+      (95% t-interval over seeds [-5.1, +4.2]) at 1.00x the speed, and the frozen decoder
+      stored in bf16 (:func:`labkit.models.store_decoder_in_bf16`) -1.7 points [-6.7, +3.3] at
+      1.08x; the rule was 1.3x. bf16 halves the matrix multiplies, but autocast's casts of
+      activations and LoRA weights take that back (torch.profiler: docs/benchmarks.md). bf16 is
+      a choice (``TrainConfig(dtype="bfloat16")``, ``--torch_dtype bfloat16``), not the
+      default. Without native bf16 it is emulated and a step was ~15x slower;
     - GPU: bf16 on Ampere and newer, fp16 on older GPUs (T4)."""
     dev = dev or device()
     if dev == "cpu":

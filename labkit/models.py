@@ -243,6 +243,20 @@ def load_base(name_or_path=None, quantization: str | None = None, dtype: torch.d
     return model, tokenizer
 
 
+def store_decoder_in_bf16(model):
+    """Store a causal LM's frozen decoder layers in bf16, in place, and return the model: every
+    weight except the input embedding and the output layer (fp32, so the logits and the loss stay
+    fp32). Such a model runs only under bf16 autocast (``TrainConfig(dtype="bfloat16")``), which
+    then has no fp32 weight to cast on each step. For CPUs with native bf16; see
+    ``bench/bf16_vs_fp32.py`` for what it buys."""
+    keep = {id(p) for layer in (model.get_input_embeddings(), model.get_output_embeddings())
+            for p in layer.parameters()}
+    for param in model.parameters():
+        if id(param) not in keep and param.is_floating_point():
+            param.data = param.data.to(torch.bfloat16)
+    return model
+
+
 @contextlib.contextmanager
 def _no_loading_bars():
     """Hide transformers' "Loading weights" progress bar (a second on a local folder) while the

@@ -1045,6 +1045,12 @@ def remove_answer_logits(causal_lm) -> None:
         causal_lm.forward = previous
 
 
+# how far apart the two probe passes may be under bf16/fp16 autocast, relative to the largest logit:
+# the ordinary forward runs its output layer in 16 bits (bf16 keeps 8 significant bits, 0.4%) and the
+# answer-only one in fp32; a model's own logit post-processing (a scale, a soft cap) moves them by more
+MIXED_PRECISION_ATOL = 3e-2
+
+
 @torch.no_grad()
 def answer_logits_match(causal_lm, tokens: int = 8, atol: float = 1e-3) -> bool:
     """Whether the patched model's answer logits equal its ordinary forward's logits on a short
@@ -1079,7 +1085,11 @@ class AnswerOnlySFTTrainer(SFTTrainer):
         model = self.model
         causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
         add_answer_logits(causal_lm)
-        self.answer_only = answer_logits_match(causal_lm)
+        # probed as it will train: under the run's mixed precision (a base stored in bf16 runs only
+        # under autocast), where the ordinary forward's output layer rounds to bf16/fp16
+        mixed = self.args.bf16 or self.args.fp16
+        with self.accelerator.autocast():
+            self.answer_only = answer_logits_match(causal_lm, atol=MIXED_PRECISION_ATOL if mixed else 1e-3)
         if not self.answer_only:  # a model whose logits we do not reproduce: its own full forward
             remove_answer_logits(causal_lm)
             print(f"note: {type(causal_lm).__name__} post-processes its logits in a way labkit's answer-only "

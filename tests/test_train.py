@@ -388,6 +388,40 @@ def test_bf16_training_on_the_cpu_lowers_the_loss(tiny_tokenizer, tmp_path):
     assert losses[-1] < 0.5 * losses[0], losses
 
 
+def test_a_base_stored_in_bf16_trains_fp32_lora_weights_on_answer_only_logits(tiny_tokenizer, tmp_path):
+    # bench/bf16_vs_fp32.py's "stored" arm: the frozen decoder in bf16, the embedding/output layer,
+    # LoRA weights and loss in fp32; the answer-only probe runs under the run's autocast
+    import torch
+
+    from labkit.models import store_decoder_in_bf16
+
+    model = store_decoder_in_bf16(build_model(tiny_tokenizer))
+    layer = model.model.layers[0].self_attn.q_proj
+    assert layer.weight.dtype == torch.bfloat16 and model.lm_head.weight.dtype == torch.float32
+    result = train.finetune(model, tiny_tokenizer, PAIRS, None, tiny_config(max_steps=20, dtype="bfloat16"),
+                            output_dir=tmp_path / "stored", live_plot=False, verbose=False)
+    trainable = {p.dtype for p in result.model.parameters() if p.requires_grad}
+    assert trainable == {torch.float32}
+    losses = [loss for _, loss in result.losses]
+    assert losses[-1] < 0.5 * losses[0], losses
+    assert layer.weight.dtype == torch.bfloat16      # the caller's model is untouched (finetune trains a copy)
+
+
+def test_the_answer_only_probe_under_bf16_autocast_still_catches_a_rescaled_output(tiny_tokenizer):
+    # MIXED_PRECISION_ATOL lets bf16 rounding through, not a model's own logit post-processing
+    import torch
+
+    from labkit.models import store_decoder_in_bf16
+    from labkit.train import MIXED_PRECISION_ATOL, add_answer_logits, answer_logits_match
+
+    model = store_decoder_in_bf16(build_model(tiny_tokenizer))
+    add_answer_logits(model)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert answer_logits_match(model, atol=MIXED_PRECISION_ATOL)
+        model.config.logits_scaling = 0.5  # labkit divides by it (Granite's rule); Llama's own forward does not
+        assert not answer_logits_match(model, atol=MIXED_PRECISION_ATOL)
+
+
 # --- other model families: the answer-only loss is each model's own objective --------------------
 
 @pytest.mark.parametrize("family", FAMILIES)
