@@ -380,6 +380,31 @@ def test_course_runner_end_to_end(tmp_path, monkeypatch):
     assert "00_tiny.ipynb" in page and "✗ two is three" in page and "\x1b" not in page
 
 
+def test_two_course_runs_are_compared_claim_by_claim(tmp_path, capsys):
+    # issue 32: a second `make course` in the same labkit home must record the same claims
+    def row(measured, margin, reading):
+        return {"notebook": "05_x.ipynb", "passed": margin >= 0,
+                "metrics": {"claims": {"fix beats overfit": {"measured": measured, "bound": ">= 0", "margin": margin}},
+                            "readings": [reading]}}
+
+    same = [row(0.3, 0.3, "Reading: early stopping restored step 20.")]
+    assert runner.compare_runs(same, same) == []
+    drifted = [row(0.31, 0.31, "Reading: early stopping restored step 20.")]
+    assert runner.compare_runs(same, drifted) == [{"lesson": "05_x.ipynb", "what": "claim: fix beats overfit",
+                                                   "first": 0.3, "second": 0.31, "changes_a_claim": False}]
+    flipped = [row(-0.1, -0.1, "Reading: early stopping restored step 8.")]
+    rows = runner.compare_runs(same, flipped)
+    assert [r["what"] for r in rows] == ["passed", "claim: fix beats overfit", "reading 1"]
+    assert [r["changes_a_claim"] for r in rows] == [True, True, False]
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_text(json.dumps(same))
+    second.write_text(json.dumps(flipped))
+    assert runner.main(["--compare", str(first), str(second)]) == 1
+    assert "3 differences; 2 change whether a lesson or claim passed." in capsys.readouterr().out
+    second.write_text(json.dumps(same))
+    assert runner.main(["--compare", str(first), str(second)]) == 0
+
+
 def test_record_writes_metrics_only_under_the_course_runner(tmp_path, monkeypatch):
     monkeypatch.delenv(claims.METRICS_ENV, raising=False)
     assert claims.record(accuracy=0.912345) == {"accuracy": 0.9123}

@@ -8,8 +8,11 @@ measured (each lesson calls :func:`labkit.course.claims.record` with them). Writ
 notebooks, each also as a web page (nbconvert), ``summary.json``, ``summary.md`` and
 ``index.html`` (each lesson's result, claims and numbers, linking to its page) into ``--out``.
 
+``--compare FIRST SECOND`` compares two runs' ``summary.json`` (a second ``make course`` in the same
+labkit home must record the same claims: see :func:`compare_runs`).
+
 ``--save-times`` keeps each lesson's minutes in ``lesson_times.json`` with this machine's matmul
-peak; :func:`predict_times` scales them to another machine (``labkit doctor`` prints the table).
+peak; :func:`labkit.course.lesson_times.predict_times` scales them to another machine (``labkit doctor`` prints the table).
 """
 
 from __future__ import annotations
@@ -27,34 +30,6 @@ from labkit.course.claims import METRICS_ENV
 from labkit.course.lesson_times import TIMES_FILE, machine_kind, save_times
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # terminal colour codes in a kernel's traceback
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-# --- predicting the lesson times on another machine -------------------------------------------
-
-
-
-
-
-
-
-
-
-
-
 
 
 def run_notebook(path: Path, out_dir: Path, timeout: int = 1800) -> dict:
@@ -209,6 +184,51 @@ def write_html(rows: list[dict], out_dir: Path, machine: str = "") -> Path:
     return path
 
 
+def compare_runs(first: list[dict], second: list[dict]) -> list[dict]:
+    """What differs between two runs of the course (two ``summary.json`` rows lists): per lesson,
+    whether it passed, each claim's measured value and whether it held, and each Reading. Returns
+    one row per difference: lesson, what, first run, second run, and ``changes_a_claim`` (True where
+    a lesson or a claim passed in one run and not in the other). Readings of timings are expected to
+    differ in their digits; a claim that flips is what a second run must never show."""
+    by_name = {row["notebook"]: row for row in second}
+    rows = []
+    for one in first:
+        other = by_name.get(one["notebook"], {})
+        lesson = one["notebook"]
+        if one.get("passed") != other.get("passed"):
+            rows.append({"lesson": lesson, "what": "passed", "first": one.get("passed"), "second": other.get("passed"),
+                         "changes_a_claim": True})
+        a, b = one.get("metrics") or {}, other.get("metrics") or {}
+        claims_a, claims_b = a.get("claims", {}), b.get("claims", {})
+        for statement in sorted(set(claims_a) | set(claims_b)):
+            ca, cb = claims_a.get(statement, {}), claims_b.get(statement, {})
+            if ca.get("measured") != cb.get("measured") or _holds(ca) != _holds(cb):
+                rows.append({"lesson": lesson, "what": f"claim: {statement}", "first": ca.get("measured"),
+                             "second": cb.get("measured"), "changes_a_claim": _holds(ca) != _holds(cb)})
+        readings_a, readings_b = a.get("readings", []), b.get("readings", [])
+        for i in range(max(len(readings_a), len(readings_b))):
+            ra = readings_a[i] if i < len(readings_a) else None
+            rb = readings_b[i] if i < len(readings_b) else None
+            if ra != rb:
+                rows.append({"lesson": lesson, "what": f"reading {i + 1}", "first": ra, "second": rb,
+                             "changes_a_claim": False})
+    return rows
+
+
+def print_comparison(first_file: Path, second_file: Path) -> int:
+    """Print :func:`compare_runs` of two summary.json files as a table; 1 if a claim or lesson flipped."""
+    import pandas as pd
+
+    rows = compare_runs(json.loads(Path(first_file).read_text()), json.loads(Path(second_file).read_text()))
+    if not rows:
+        print("The two runs recorded the same claims, values and readings.")
+        return 0
+    print(pd.DataFrame(rows).to_markdown(index=False))
+    flipped = sum(r["changes_a_claim"] for r in rows)
+    print(f"\n{len(rows)} differences; {flipped} change whether a lesson or claim passed.")
+    return 1 if flipped else 0
+
+
 def main(argv=None) -> int:
     """`python -m labkit.course.runner notebooks --out course-report`: run every lesson, write the report."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -216,7 +236,11 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="course-report")
     p.add_argument("--save-times", action="store_true",
                    help=f"record each lesson's wall time on this machine kind in {TIMES_FILE.name} (shown in the lessons)")
+    p.add_argument("--compare", nargs=2, metavar=("FIRST", "SECOND"), type=Path,
+                   help="instead of running: compare two runs' summary.json (claims, values, readings)")
     args = p.parse_args(argv)
+    if args.compare:
+        return print_comparison(*args.compare)
     out_dir = Path(args.out).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
