@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import logging
 import os
 import re
 from pathlib import Path
@@ -46,13 +45,6 @@ class ModelLoadError(RuntimeError):
     """The model exists but could not be loaded (a missing library, too little memory, a corrupt
     weights file); the message names the cause and what to do."""
 
-
-# bitsandbytes, imported by PEFT and transformers whenever it is installed, logs a warning on
-# CPUs with AVX512-BF16 that it could not download an optional faster 4-bit kernel from the
-# Hugging Face hub ("Failed to load CPU gemm_4bit_forward ..."). Nothing in the course needs
-# that kernel (and labkit turns the code path that would use it off: see
-# keep_4bit_weights_trainable), so the line would only confuse a learner.
-logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 
 def find_gguf() -> Path:
@@ -228,7 +220,7 @@ def load_base(name_or_path=None, quantization: str | None = None, dtype: torch.d
         kwargs["quantization_config"] = qconfig
         kwargs["device_map"] = {"": 0 if device == "cuda" else "cpu"}
     try:
-        with _no_loading_bars():
+        with no_progress_bars():
             tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
             model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except Exception as e:
@@ -258,9 +250,10 @@ def store_decoder_in_bf16(model):
 
 
 @contextlib.contextmanager
-def _no_loading_bars():
-    """Hide transformers' "Loading weights" progress bar (a second on a local folder) while the
-    block runs; restore the setting afterwards."""
+def no_progress_bars():
+    """Hide transformers' progress bars ("Loading weights", "Writing model shards": a second each on
+    a local folder, and left at 0% in a notebook saved as text) while the block runs; restore the
+    setting afterwards."""
     from transformers.utils import logging as hf_logging
 
     was_enabled = hf_logging.is_progress_bar_enabled()

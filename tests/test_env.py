@@ -1,5 +1,6 @@
 """Profiles and the hardware rules."""
 
+import logging
 import sys
 import types
 
@@ -98,3 +99,15 @@ def test_env_report_names_versions_and_profile():
                 "cpu", "cpu_threads", "memory_total_gb", "profile", "train_dtype"):
         assert key in report, key
     assert report["cpu_threads"] >= 1
+
+
+def test_any_labkit_import_quiets_bitsandbytes_cpu_kernel_warning():
+    # lessons 02 and 03 import labkit.plots or bitsandbytes before labkit.models: the warning that an
+    # optional hub kernel could not be fetched must be off from the first labkit import on
+    import subprocess
+
+    code = ("import logging, labkit.plots, bitsandbytes.functional; "
+            "print(logging.getLogger('bitsandbytes.backends.cpu.ops').getEffectiveLevel())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(logging.ERROR)
+    assert "gemm_4bit_forward" not in out.stderr

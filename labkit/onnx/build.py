@@ -29,7 +29,7 @@ import zlib
 from pathlib import Path
 
 from labkit.cache import atomic_file
-from labkit.models import short_model_name
+from labkit.models import no_progress_bars, short_model_name
 from labkit.onnx.adapter_files import (
     ADAPTER_FORMAT_VERSION,
     BASE_MANIFEST,
@@ -480,8 +480,9 @@ def export_onnx(
     start = time.perf_counter()
 
     def build(tmp: Path, work: Path) -> None:
-        source = merge_adapter(model_dir, adapter_dir, work / "merged") if adapter_dir else model_dir
-        run_builder(source, work / "onnx", precision, device, work / "cache", options)
+        with no_progress_bars():
+            source = merge_adapter(model_dir, adapter_dir, work / "merged") if adapter_dir else model_dir
+            run_builder(source, work / "onnx", precision, device, work / "cache", options)
         missing = [f for f in ("genai_config.json", "model.onnx") if not (work / "onnx" / f).is_file()]
         if missing:
             raise RuntimeError(f"The model builder did not write {missing} in {work / 'onnx'}")
