@@ -260,7 +260,7 @@ def check_onnx_adapter(path, base) -> dict:
     try:
         model_version, params = read_onnx_adapter(path)
     except Exception as e:  # onnxruntime raises RuntimeError/Fail for a truncated or foreign file
-        raise AdapterError(f"{path} is not a readable .onnx_adapter file ({type(e).__name__}: {str(e)[:160]}). "
+        raise AdapterError(f"{path} is not a readable .onnx_adapter file ({type(e).__name__}: {_reason(e)}). "
                            "It may be truncated or corrupt: convert the PEFT adapter again with convert_adapter().") from None
     where = f"Adapter file {path.name}"
     if model_version != base["base"]["id"]:
@@ -329,3 +329,10 @@ def read_base(base_dir) -> dict:
         raise AdapterError(f"{base_dir} is not a multi-adapter base{hint}: build one with "
                            "labkit.onnx.build.build_base() or generate_adapter().")
     return manifest
+
+
+def _reason(error: Exception, limit: int = 200) -> str:
+    """The end of an error's message, where onnxruntime puts the reason (its start is a source-file
+    location), at most ``limit`` characters."""
+    text = " ".join(str(error).split())
+    return text if len(text) <= limit else "..." + text[-limit:]

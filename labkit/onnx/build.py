@@ -249,8 +249,9 @@ def merge_adapter(model_dir, adapter_dir, out_dir) -> Path:
     from peft import PeftModel
     from transformers import AutoTokenizer
 
-    merged = PeftModel.from_pretrained(merge_base(model_dir, adapter_dir), adapter_dir).merge_and_unload()
-    merged.save_pretrained(out_dir)
+    with no_progress_bars():   # "Loading weights" / "Writing model shards": left at 0% in a saved notebook
+        merged = PeftModel.from_pretrained(merge_base(model_dir, adapter_dir), adapter_dir).merge_and_unload()
+        merged.save_pretrained(out_dir)
     tok_dir = adapter_dir if (Path(adapter_dir) / "tokenizer_config.json").is_file() else model_dir
     AutoTokenizer.from_pretrained(tok_dir).save_pretrained(out_dir)
     return Path(out_dir)
@@ -343,7 +344,7 @@ def run_builder(input_dir: Path, output_dir: Path, precision: str, device: str, 
     args = (None, str(input_dir), str(output_dir), precision, device, str(cache_dir))
     log_path = Path(output_dir).parent / "builder.log"
     try:
-        with _output_to(log_path), _keep_root_logger(), warnings.catch_warnings():
+        with _output_to(log_path), _keep_root_logger(), warnings.catch_warnings(), no_progress_bars():
             # k_quant divides by zero for constant blocks and then ignores the result: harmless
             warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
             extra = builder.parse_extra_options(*args, kv, target_options=target_options)
@@ -480,9 +481,8 @@ def export_onnx(
     start = time.perf_counter()
 
     def build(tmp: Path, work: Path) -> None:
-        with no_progress_bars():
-            source = merge_adapter(model_dir, adapter_dir, work / "merged") if adapter_dir else model_dir
-            run_builder(source, work / "onnx", precision, device, work / "cache", options)
+        source = merge_adapter(model_dir, adapter_dir, work / "merged") if adapter_dir else model_dir
+        run_builder(source, work / "onnx", precision, device, work / "cache", options)
         missing = [f for f in ("genai_config.json", "model.onnx") if not (work / "onnx" / f).is_file()]
         if missing:
             raise RuntimeError(f"The model builder did not write {missing} in {work / 'onnx'}")
@@ -581,9 +581,10 @@ def _write_template_adapter(model_dir: Path, targets: list[str], folder: Path) -
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    peft_model = get_peft_model(model, LoraConfig(r=1, lora_alpha=1, target_modules=targets))
-    peft_model.save_pretrained(folder)
+    with no_progress_bars():
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+        peft_model = get_peft_model(model, LoraConfig(r=1, lora_alpha=1, target_modules=targets))
+        peft_model.save_pretrained(folder)
     return folder
 
 
