@@ -49,7 +49,7 @@ LESSONS = {
     "08": ("Your own task, end to end", "your own CSV: data checks, a prompt baseline, an Optuna search, forgetting, "
            "an int4 export, a third adapter"),
     "09": ("Beyond imitation", "preference pairs from a verifier, DPO with LoRA, GRPO with the task metric as reward, "
-           "a reward with a shortcut, what each costs, a fourth adapter"),
+           "a reward with a shortcut, what each costs, a further adapter"),
 }
 
 

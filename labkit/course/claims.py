@@ -44,7 +44,8 @@ def record(**numbers) -> dict:
 
     Under ``make course`` they go into the summary; in a normal session this just returns
     them, so the call is harmless anywhere."""
-    clean = {k: (round(float(v), 4) if isinstance(v, (int, float)) else v) for k, v in numbers.items()}
+    # four significant digits: 0.912345 -> 0.9123, and a tiny 3.767e-05 stays 3.767e-05 (not 0.0)
+    clean = {k: (float(f"{float(v):.4g}") if isinstance(v, (int, float)) else v) for k, v in numbers.items()}
     _update_metrics(clean)
     return clean
 
