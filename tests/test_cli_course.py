@@ -408,7 +408,8 @@ def test_two_course_runs_are_compared_claim_by_claim(tmp_path, capsys):
 def test_record_writes_metrics_only_under_the_course_runner(tmp_path, monkeypatch):
     monkeypatch.delenv(claims.METRICS_ENV, raising=False)
     assert claims.record(accuracy=0.912345) == {"accuracy": 0.9123}
-    assert claims.record(max_abs_diff=3.7672e-05, steps=139) == {"max_abs_diff": 3.767e-05, "steps": 139.0}
+    assert claims.record(max_abs_diff=3.7672e-05, steps=139, tokens=123456.78912) == {
+        "max_abs_diff": 3.767e-05, "steps": 139.0, "tokens": 123456.7891}
     target = tmp_path / "m.json"
     monkeypatch.setenv(claims.METRICS_ENV, str(target))
     claims.record(accuracy=0.9)

@@ -39,13 +39,18 @@ def _update_metrics(update: dict) -> None:
             tmp.write_text(json.dumps(old, indent=2))
 
 
+def _rounded(value: float) -> float:
+    """Four decimals (0.912345 -> 0.9123, 12345.6789 -> 12345.6789); below 1, four significant
+    digits, so that a tiny difference (3.7672e-05) is not recorded as 0.0."""
+    return round(value, 4) if abs(value) >= 1 else float(f"{value:.4g}")
+
+
 def record(**numbers) -> dict:
     """Record a lesson's headline numbers (``record(accuracy=0.91, minutes=3.2)``).
 
     Under ``make course`` they go into the summary; in a normal session this just returns
     them, so the call is harmless anywhere."""
-    # four significant digits: 0.912345 -> 0.9123, and a tiny 3.767e-05 stays 3.767e-05 (not 0.0)
-    clean = {k: (float(f"{float(v):.4g}") if isinstance(v, (int, float)) else v) for k, v in numbers.items()}
+    clean = {k: (_rounded(float(v)) if isinstance(v, (int, float)) else v) for k, v in numbers.items()}
     _update_metrics(clean)
     return clean
 
